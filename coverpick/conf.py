@@ -1,0 +1,71 @@
+"""coverpick's own settings: paths and thresholds, each with its default and environment variable.
+
+This module imports nothing heavy, so the idle tick can read it before
+Django, numpy or ONNX Runtime are loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_CLEAN_THRESHOLD = 0.35
+DEFAULT_PLATFORM_THRESHOLD = 0.70
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+def home() -> Path:
+    """Return COVERPICK_HOME (default ./var), the folder for the database, images, features and models."""
+    return Path(os.environ.get("COVERPICK_HOME", "var")).resolve()
+
+
+def sqlite_path() -> Path:
+    return home() / "coverpick.sqlite3"
+
+
+def image_store_dir() -> Path:
+    return home() / "images"
+
+
+def feature_cache_dir() -> Path:
+    return home() / "features"
+
+
+def model_dir() -> Path:
+    return home() / "models"
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number; set it to a probability such as {default}.") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={raw!r} is outside [0, 1]; set it to a probability such as {default}.")
+    return value
+
+
+def clean_threshold() -> float:
+    """Probability below which a predicted `clean` becomes `unknown` (CLEAN_THRESHOLD)."""
+    return _float_env("CLEAN_THRESHOLD", DEFAULT_CLEAN_THRESHOLD)
+
+
+def platform_threshold() -> float:
+    """Probability below which the platform head abstains (PLATFORM_THRESHOLD)."""
+    return _float_env("PLATFORM_THRESHOLD", DEFAULT_PLATFORM_THRESHOLD)
+
+
+def backbone_id() -> str:
+    return os.environ.get("COVERPICK_BACKBONE", DEFAULT_BACKBONE)
+
+
+def shop_preference() -> list[str]:
+    """Shop ids in order of preference (COVERPICK_SHOP_PREFERENCE, comma-separated).
+
+    Shops not listed keep the preference stored on their row in the database.
+    """
+    raw = os.environ.get("COVERPICK_SHOP_PREFERENCE", "")
+    return [item.strip() for item in raw.split(",") if item.strip()]

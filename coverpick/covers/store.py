@@ -1,0 +1,98 @@
+"""Content-addressed cover store: each distinct image is written once, named by its SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from coverpick import conf
+from coverpick.covers.decode import ImageDecodeError, read_info
+
+logger = logging.getLogger(__name__)
+
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tif", "BMP": "bmp", "MPO": "jpg"}
+
+
+class CoverSourceError(OSError):
+    """A listing's image reference could not be read: missing file, bad path or failed fetch."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def relative_path_for(sha256: str, image_format: str) -> str:
+    extension = EXTENSIONS.get(image_format.upper(), "bin")
+    return f"{sha256[:2]}/{sha256}.{extension}"
+
+
+def absolute_path(relative: str) -> Path:
+    return conf.image_store_dir() / relative
+
+
+def read_bytes(relative: str) -> bytes:
+    return absolute_path(relative).read_bytes()
+
+
+def write_once(relative: str, data: bytes) -> None:
+    """Write the file unless it exists; write to a temporary name and rename, so no reader sees half a file."""
+    target = absolute_path(relative)
+    if target.is_file() and target.stat().st_size == len(data):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, target)
+
+
+def store_image(data: bytes):
+    """Store image bytes and return their CoverImage row, creating it on first sight of the content.
+
+    Images whose header cannot be read are stored too, with the reason in
+    ``decode_error``, so the listing shows why it has no usable cover.
+    """
+    from coverpick.catalogue.models import CoverImage
+
+    digest = sha256_bytes(data)
+    existing = CoverImage.objects.filter(sha256=digest).first()
+    if existing is not None:
+        return existing
+    try:
+        info = read_info(data)
+        image_format, width, height, error = info.format, info.width, info.height, None
+    except ImageDecodeError as exc:
+        image_format, width, height, error = "", None, None, str(exc)
+    relative = relative_path_for(digest, image_format or "bin")
+    write_once(relative, data)
+    cover, _ = CoverImage.objects.get_or_create(
+        sha256=digest,
+        defaults={
+            "path": relative,
+            "size_bytes": len(data),
+            "format": image_format,
+            "width": width,
+            "height": height,
+            "decode_error": error,
+        },
+    )
+    return cover
+
+
+def load_reference(image_ref: str, base_dir: Path) -> bytes:
+    """Read the bytes a feed's image reference points at: a path relative to the catalogue, or an http(s) URL."""
+    if image_ref.startswith(("http://", "https://")):
+        from coverpick.covers.fetch import fetch_image
+
+        return fetch_image(image_ref).content
+    if "://" in image_ref:
+        scheme = image_ref.split("://", 1)[0]
+        raise CoverSourceError(f"image URL scheme {scheme!r} is not allowed; only http and https are fetched")
+    base = base_dir.resolve()
+    path = (base / image_ref).resolve()
+    if not path.is_relative_to(base):
+        raise CoverSourceError(f"image path {image_ref!r} points outside the catalogue folder {base}")
+    if not path.is_file():
+        raise CoverSourceError(f"image file {image_ref!r} not found under {base}")
+    return path.read_bytes()

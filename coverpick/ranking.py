@@ -1,0 +1,121 @@
+"""The ranking: one annotated query orders every candidate cover of a game; lower wins.
+
+Rules, in order:
+- a pinned cover (manual-pin/clean) always wins (tier -1);
+- a listing whose image could not be stored or decoded is unusable (tier 7);
+- a cover that a classifier assigns to a family other than the listing's
+  declared family ranks as wrong_console (tier 6): the active platform head when
+  it answers, or phase 1 when its confidence reaches PHASE1_CONFIDENT;
+- otherwise the tier of the latest manual verdict (manual-train, a confirmed
+  review, a pin's clean) if there is one, else the active heads' verdict.
+  Demotion markers (manual-pin/unknown) and rejected reviews are never read as
+  verdicts;
+- ties: shop preference, then natural resolution, then listing id.
+"""
+
+from __future__ import annotations
+
+from django.db.models import (
+    Case,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from coverpick.catalogue.models import ClassifierVersion, Game, Listing, Verdict
+from coverpick.labels import DEFAULT_TIER, OTHER_FAMILY, PINNED_TIER, TIER_BY_VERDICT, UNKNOWN
+
+PHASE1_CONFIDENT = 0.8
+UNUSABLE_TIER = 7
+MISMATCH_TIER = TIER_BY_VERDICT["wrong_console"]
+
+
+def _manual_verdicts():
+    """Manual rows that count as verdicts: labels, confirmed reviews and pins' clean rows."""
+    return Verdict.objects.filter(listing=OuterRef("pk"), source__in=Verdict.MANUAL_SOURCES, quality__isnull=False).exclude(
+        source=Verdict.SOURCE_MANUAL_PIN, quality=UNKNOWN
+    )
+
+
+def annotate_ranking(listings: QuerySet[Listing]) -> QuerySet[Listing]:
+    """Annotate listings with tier, verdict and its source, and order them best first within each game."""
+    heads = ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True)
+    phase1 = ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_PHASE1, is_active=True)
+    latest_manual = _manual_verdicts().order_by("-updated_at", "-pk")
+    active_verdict = Verdict.objects.filter(listing=OuterRef("pk"), classifier_version__in=heads)
+
+    mismatch = Verdict.objects.filter(listing=OuterRef("pk"), platform__isnull=False).exclude(
+        platform=UNKNOWN
+    ).exclude(platform=OuterRef("platform_family")).filter(
+        Q(classifier_version__in=heads)
+        | Q(classifier_version__in=phase1, platform_confidence__gte=PHASE1_CONFIDENT)
+    )
+    pinned = Verdict.objects.filter(listing=OuterRef("pk"), source=Verdict.SOURCE_MANUAL_PIN, quality="clean")
+
+    tier_cases = [When(effective_verdict=verdict, then=Value(tier)) for verdict, tier in TIER_BY_VERDICT.items()]
+    return (
+        listings.annotate(
+            manual_verdict=Subquery(latest_manual.values("quality")[:1]),
+            manual_source=Subquery(latest_manual.values("source")[:1]),
+            classifier_verdict=Subquery(active_verdict.values("quality")[:1]),
+            classifier_confidence=Subquery(active_verdict.values("quality_confidence")[:1]),
+            effective_verdict=Coalesce("manual_verdict", "classifier_verdict"),
+            is_pinned=Exists(pinned),
+            # Declared family "other" has no class in the platform head, so a
+            # mismatch there would only mean the head cannot say "other".
+            platform_mismatch=Exists(mismatch) & ~Q(platform_family=OTHER_FAMILY),
+            is_unusable=Q(cover__isnull=True) | Q(cover__decode_error__isnull=False),
+            natural_pixels=Coalesce(F("cover__width"), 0) * Coalesce(F("cover__height"), 0),
+        )
+        .annotate(
+            tier=Case(
+                When(is_pinned=True, then=Value(PINNED_TIER)),
+                When(is_unusable=True, then=Value(UNUSABLE_TIER)),
+                When(platform_mismatch=True, then=Value(MISMATCH_TIER)),
+                *tier_cases,
+                default=Value(DEFAULT_TIER),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("edition__game_id", "tier", "shop__preference", "-natural_pixels", "pk")
+    )
+
+
+def ranked_covers(game: Game) -> QuerySet[Listing]:
+    """Every candidate cover of one game, best first."""
+    return annotate_ranking(
+        Listing.objects.filter(edition__game=game).select_related("shop", "cover", "edition")
+    )
+
+
+def verdict_source(listing: Listing) -> str:
+    """Name where a ranked listing's verdict came from, for display."""
+    if listing.is_pinned:
+        return "manual-pin"
+    if listing.manual_verdict is not None:
+        return listing.manual_source
+    if listing.classifier_verdict is not None:
+        return "classifier"
+    return "none"
+
+
+def compute_primaries(games: QuerySet[Game] | None = None) -> int:
+    """Recompute and store the primary cover of every game (or of the given games) in one UPDATE.
+
+    Returns the number of games updated.
+    """
+    games = games if games is not None else Game.objects.all()
+    best = annotate_ranking(Listing.objects.filter(edition__game=OuterRef("pk")))
+    return games.update(
+        primary_listing=Subquery(best.values("pk")[:1]),
+        primary_tier=Subquery(best.values("tier")[:1]),
+        primary_computed_at=timezone.now(),
+    )

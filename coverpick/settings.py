@@ -1,0 +1,99 @@
+"""Django settings for coverpick.
+
+The database comes from DATABASE_URL; without it coverpick uses SQLite in
+COVERPICK_HOME with WAL journaling and a busy timeout, so the sweep and the
+web server can share the file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dj_database_url
+
+from coverpick import conf
+
+DEBUG = os.environ.get("COVERPICK_DEBUG", "") in {"1", "true", "yes"}
+SECRET_KEY = os.environ.get("COVERPICK_SECRET_KEY") or "coverpick-insecure-development-key"
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("COVERPICK_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "coverpick.catalogue",
+    "coverpick.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "coverpick.web.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = "coverpick.wsgi.application"
+
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def _database() -> dict:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return dj_database_url.parse(url, conn_max_age=60)
+    path = conf.sqlite_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {
+            "timeout": SQLITE_BUSY_TIMEOUT_S,
+            # IMMEDIATE takes the write lock when a transaction starts, so two
+            # writers queue on the busy timeout instead of failing on upgrade.
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        "TEST": {"NAME": str(path.with_name("coverpick-test.sqlite3"))},
+    }
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+STATIC_URL = "/static/"
+STATIC_ROOT = str(conf.home() / "static")
+MEDIA_URL = "/media/"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"coverpick": {"handlers": ["console"], "level": os.environ.get("COVERPICK_LOG_LEVEL", "INFO")}},
+}
