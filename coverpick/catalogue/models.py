@@ -72,6 +72,8 @@ class CoverImage(models.Model):
     decode_error = models.TextField(null=True, blank=True)
     # The 10 image statistics (coverpick.vision.stats.STAT_NAMES); derived from content only.
     stats = models.JSONField(null=True, blank=True)
+    # The phase-1 heuristic's result for this content: {"family", "confidence", "reason"}.
+    phase1 = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     @property

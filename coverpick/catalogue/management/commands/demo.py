@@ -1,0 +1,33 @@
+"""coverpick demo: import, train, sweep and rank a catalogue, then print a summary."""
+
+import tempfile
+from pathlib import Path
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from coverpick.demo import run_demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Run import → train → sweep → rank on a catalogue folder and print a summary. "
+        "Without --catalogue, a small catalogue of drawn covers is generated first."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--catalogue", type=Path, default=None, help="Catalogue folder with feeds/ and labels.jsonl")
+        parser.add_argument("--games", type=int, default=40, help="Games in the generated catalogue (default: 40)")
+
+    def handle(self, catalogue, games, **options):
+        call_command("migrate", verbosity=0)
+        if catalogue is not None and not (catalogue / "feeds").is_dir():
+            raise CommandError(f"{catalogue} has no feeds/ folder. Pass a catalogue folder, or omit --catalogue.")
+        if catalogue is None:
+            from coverpick.demo_catalogue import generate_catalogue
+
+            catalogue = Path(tempfile.mkdtemp(prefix="coverpick-demo-"))
+            generate_catalogue(catalogue, games=games)
+            self.stdout.write(f"Generated a sample catalogue of {games} games in {catalogue}")
+        for line in run_demo(catalogue):
+            self.stdout.write(line)

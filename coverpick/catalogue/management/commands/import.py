@@ -1,0 +1,28 @@
+"""coverpick import CATALOGUE_DIR: read every feed in feeds/, store covers, import labels.jsonl."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from coverpick.catalogue.importer import import_catalogue
+
+
+class Command(BaseCommand):
+    help = "Import a catalogue folder: every feed in CATALOGUE_DIR/feeds/, their cover images, and labels.jsonl."
+
+    def add_arguments(self, parser):
+        parser.add_argument("catalogue_dir", type=Path, help="Folder holding feeds/ and optionally labels.jsonl")
+        parser.add_argument("--no-labels", action="store_true", help="Skip labels.jsonl (default: import it when present)")
+        parser.add_argument("--quiet", action="store_true", help="Hide the progress bars")
+
+    def handle(self, catalogue_dir: Path, no_labels: bool, quiet: bool, **options):
+        if not catalogue_dir.is_dir():
+            raise CommandError(f"Catalogue folder {catalogue_dir} does not exist. Pass a folder that holds feeds/.")
+        try:
+            summary = import_catalogue(
+                catalogue_dir, with_labels=not no_labels, warn=lambda m: self.stderr.write(f"warning: {m}"), progress=not quiet
+            )
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from exc
+        for line in summary.lines():
+            self.stdout.write(line)

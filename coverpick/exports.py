@@ -1,0 +1,61 @@
+"""JSONL exports of verdicts (one object per listing) and primaries (one object per game)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from coverpick.catalogue.models import ClassifierVersion, Game, Listing, Verdict
+from coverpick.ranking import annotate_ranking
+
+
+def verdict_records() -> Iterator[dict]:
+    active = ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).first()
+    rows = {}
+    if active is not None:
+        rows = {v.listing_id: v for v in Verdict.objects.filter(classifier_version=active)}
+    manual = {
+        listing_id: labels
+        for listing_id, labels in Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", "labels")
+    }
+    listings = annotate_ranking(Listing.objects.select_related("shop", "edition__game", "cover"))
+    for listing in listings.iterator(chunk_size=1000):
+        verdict = rows.get(listing.pk)
+        error = listing.cover_error or (listing.cover.decode_error if listing.cover else None)
+        if error is None and verdict is not None:
+            error = verdict.error
+        yield {
+            "shop": listing.shop.code,
+            "product_id": listing.product_id,
+            "game": listing.edition.game.title,
+            "platform_declared": listing.platform_family,
+            "quality": verdict.quality if verdict else None,
+            "quality_probs": verdict.quality_probs if verdict else None,
+            "platform": verdict.platform if verdict else None,
+            "platform_probs": verdict.platform_probs if verdict else None,
+            "classifier_version": active.name if active else None,
+            "tier": listing.tier,
+            "effective_verdict": listing.effective_verdict,
+            "manual_labels": manual.get(listing.pk),
+            "error": error,
+        }
+
+
+def primary_records() -> Iterator[dict]:
+    games = Game.objects.select_related("primary_listing__shop").order_by("title", "pk")
+    for game in games.iterator(chunk_size=1000):
+        listing = game.primary_listing
+        yield {
+            "game": game.title,
+            "shop": listing.shop.code if listing else None,
+            "product_id": listing.product_id if listing else None,
+            "tier": game.primary_tier,
+        }
+
+
+def write_jsonl(records, handle) -> int:
+    count = 0
+    for record in records:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        count += 1
+    return count

@@ -1,0 +1,118 @@
+"""Compute and cache what each stored cover image yields: backbone features, image statistics, phase 1.
+
+Images are decoded once per pass (JPEG in draft mode near the backbone's input
+size), and backbone calls are batched. An image that fails to decode gets its
+worded reason stored on the CoverImage, and the pass goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from coverpick.catalogue.models import CoverImage
+from coverpick.covers.decode import ImageDecodeError, decode_rgba, to_rgb_on_white
+from coverpick.covers.store import read_bytes
+from coverpick.vision.extract import FeatureCache, FeatureExtractor
+from coverpick.vision.phase1 import detect_platform
+from coverpick.vision.presets import INPUT_SIZE, to_input_array
+from coverpick.vision.stats import image_statistics
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 32
+
+
+@dataclass
+class FeaturizeSummary:
+    covers: int = 0
+    computed: int = 0
+    cached: int = 0
+    failed: int = 0
+
+
+def covers_needing_work(covers, cache: FeatureCache) -> list[CoverImage]:
+    """Covers that decode (or have not been tried) and lack cached features, statistics or a phase-1 result."""
+    pending = []
+    for cover in covers:
+        if cover.decode_error:
+            continue
+        if cover.stats is None or cover.phase1 is None or cover.sha256 not in cache:
+            pending.append(cover)
+    return pending
+
+
+def featurize(covers, backbone_id: str, *, extractor: FeatureExtractor | None = None, progress: bool = False) -> FeaturizeSummary:
+    """Make sure every given cover has cached features, statistics and a phase-1 result."""
+    cache = FeatureCache(backbone_id)
+    covers = list(covers)
+    summary = FeaturizeSummary(covers=len(covers))
+    pending = covers_needing_work(covers, cache)
+    summary.cached = len(covers) - len(pending)
+    if not pending:
+        return summary
+    extractor = extractor or FeatureExtractor(backbone_id)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(pending), desc="features", unit="cover")
+    for start in range(0, len(pending), BATCH_SIZE):
+        chunk = pending[start : start + BATCH_SIZE]
+        _featurize_chunk(chunk, cache, extractor, summary)
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return summary
+
+
+def _featurize_chunk(chunk: list[CoverImage], cache: FeatureCache, extractor: FeatureExtractor, summary: FeaturizeSummary) -> None:
+    arrays, decoded = [], []
+    for cover in chunk:
+        try:
+            image, info = decode_rgba(read_bytes(cover.path), draft_size=(INPUT_SIZE, INPUT_SIZE))
+        except (ImageDecodeError, OSError) as exc:
+            cover.decode_error = str(exc) if isinstance(exc, ImageDecodeError) else f"stored image could not be read: {exc}"
+            cover.save(update_fields=["decode_error"])
+            summary.failed += 1
+            logger.warning("Cover %s could not be decoded: %s", cover.sha256[:12], cover.decode_error)
+            continue
+        natural = (info.width, info.height)
+        changed = []
+        if cover.stats is None:
+            cover.stats = [round(float(v), 6) for v in image_statistics(image, natural)]
+            changed.append("stats")
+        if cover.phase1 is None:
+            result = detect_platform(image, natural)
+            cover.phase1 = {"family": result.family, "confidence": round(float(result.confidence), 4), "reason": result.reason}
+            changed.append("phase1")
+        if cover.width is None or cover.width != info.width or cover.height != info.height:
+            cover.width, cover.height = info.width, info.height
+            changed += ["width", "height"]
+        if changed:
+            cover.save(update_fields=changed)
+        if cover.sha256 not in cache:
+            arrays.append(to_input_array(to_rgb_on_white(image)))
+            decoded.append(cover)
+        else:
+            summary.cached += 1
+    if arrays:
+        features = extractor(np.stack(arrays))
+        for cover, vector in zip(decoded, features):
+            cache.put(cover.sha256, vector)
+        summary.computed += len(decoded)
+
+
+def load_features(sha256_list: list[str], backbone_id: str) -> np.ndarray:
+    """Stack cached features in the given order; raises KeyError naming the first missing one."""
+    cache = FeatureCache(backbone_id)
+    vectors = []
+    for sha in sha256_list:
+        vector = cache.get(sha)
+        if vector is None:
+            raise KeyError(f"no cached {backbone_id} features for image {sha[:12]}; run the sweep or training first")
+        vectors.append(vector)
+    return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,150 @@
+"""Trained heads on the inference path: load a checkpoint folder and predict, in numpy.
+
+A checkpoint folder holds ``meta.json`` (class list, backbone, input layouts,
+thresholds, label counts, metrics) and ``heads.npz`` (standardisation and the
+weights of both two-layer heads). Training also writes ``heads.pt`` with the
+same tensors for torch users; inference never reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
+from coverpick.model.inputs import LAYOUT_VERSION, platform_layout, quality_layout
+
+META_FILE = "meta.json"
+WEIGHTS_FILE = "heads.npz"
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint was trained for a different class list, backbone or input layout than this code."""
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class MLP:
+    """A two-layer head: standardise, Linear → ReLU → Linear, divided by a temperature."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    temperature: float = 1.0
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        z = (np.asarray(x, dtype=np.float32) - self.mean) / self.std
+        hidden = np.maximum(z @ self.w1.T + self.b1, 0.0)
+        return (hidden @ self.w2.T + self.b2) / self.temperature
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return softmax(self.logits(x))
+
+
+@dataclass
+class Heads:
+    meta: dict
+    quality: MLP
+    platform: MLP
+    folder: Path
+
+    @property
+    def backbone(self) -> str:
+        return self.meta["backbone"]
+
+    @property
+    def version(self) -> str:
+        return self.meta["version"]
+
+    @property
+    def clean_threshold(self) -> float:
+        return float(self.meta["thresholds"]["clean"])
+
+    @property
+    def platform_threshold(self) -> float:
+        return float(self.meta["thresholds"]["platform"])
+
+
+def check_meta(meta: dict, backbone: str | None = None) -> None:
+    """Raise CheckpointMismatch naming each way the checkpoint's config differs from this code."""
+    problems = []
+    classes = meta.get("classes")
+    if classes != list(LABEL_CLASSES):
+        problems.append(f"class list {classes} differs from this code's {list(LABEL_CLASSES)}")
+    if meta.get("platform_families") != list(PLATFORM_FAMILIES):
+        problems.append(f"platform families {meta.get('platform_families')} differ from {list(PLATFORM_FAMILIES)}")
+    dim = meta.get("feature_dim")
+    if meta.get("layout_version") != LAYOUT_VERSION or meta.get("quality_layout") != quality_layout(dim):
+        problems.append(f"quality input layout {meta.get('quality_layout')} differs from {quality_layout(dim)}")
+    if meta.get("platform_layout") != platform_layout(dim):
+        problems.append(f"platform input layout {meta.get('platform_layout')} differs from {platform_layout(dim)}")
+    if backbone is not None and meta.get("backbone") != backbone:
+        problems.append(f"backbone {meta.get('backbone')!r} differs from the configured {backbone!r}")
+    if problems:
+        raise CheckpointMismatch(
+            f"Checkpoint {meta.get('version', '?')} cannot be used: " + "; ".join(problems) + ". Retrain with `coverpick train`."
+        )
+
+
+def load_heads(folder: Path, backbone: str | None = None) -> Heads:
+    folder = Path(folder)
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"No {META_FILE} in checkpoint folder {folder}. Run `coverpick train --activate`.")
+    meta = json.loads(meta_path.read_text())
+    check_meta(meta, backbone)
+    with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:
+        quality = MLP(*(arrays[f"quality_{name}"] for name in ("mean", "std", "w1", "b1", "w2", "b2")))
+        platform = MLP(*(arrays[f"platform_{name}"] for name in ("mean", "std", "w1", "b1", "w2", "b2")))
+    quality.temperature = float(meta.get("temperature", {}).get("quality", 1.0))
+    platform.temperature = float(meta.get("temperature", {}).get("platform", 1.0))
+    return Heads(meta=meta, quality=quality, platform=platform, folder=folder)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    quality: str
+    quality_confidence: float
+    quality_probs: dict[str, float]
+    platform: str
+    platform_confidence: float
+    platform_probs: dict[str, float]
+
+
+def decide(quality_probs: np.ndarray, platform_probs: np.ndarray, clean_threshold: float, platform_threshold: float) -> list[Prediction]:
+    """Turn probability rows into verdicts.
+
+    The quality verdict is the argmax class name verbatim; an argmax of
+    ``clean`` below the clean threshold becomes ``unknown``. The platform
+    verdict is ``unknown`` below the platform threshold.
+    """
+    predictions = []
+    for q_row, p_row in zip(quality_probs, platform_probs):
+        q_index = int(np.argmax(q_row))
+        quality = LABEL_CLASSES[q_index]
+        if quality == "clean" and q_row[q_index] < clean_threshold:
+            quality = "unknown"
+        p_index = int(np.argmax(p_row))
+        platform = PLATFORM_FAMILIES[p_index] if p_row[p_index] >= platform_threshold else "unknown"
+        predictions.append(
+            Prediction(
+                quality=quality,
+                quality_confidence=float(q_row[q_index]),
+                quality_probs={name: round(float(p), 5) for name, p in zip(LABEL_CLASSES, q_row)},
+                platform=platform,
+                platform_confidence=float(p_row[p_index]),
+                platform_probs={name: round(float(p), 5) for name, p in zip(PLATFORM_FAMILIES, p_row)},
+            )
+        )
+    return predictions

@@ -1,0 +1,304 @@
+"""Train the quality and platform heads over cached backbone features (PyTorch).
+
+Rows come from human labels only (see ``coverpick.model.dataset``). A split by
+game holds out validation rows for the reported metrics; the saved heads are
+then refitted on every row with the same settings, so no label is wasted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from coverpick import conf
+from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
+from coverpick.model import dataset
+from coverpick.model.heads import META_FILE, WEIGHTS_FILE, MLP
+from coverpick.model.inputs import LAYOUT_VERSION, game_prototypes, platform_layout, quality_inputs, quality_layout
+
+logger = logging.getLogger(__name__)
+
+CLASS_CAP = 1000
+MAX_CLASS_WEIGHT = 5.0
+HIDDEN = 64
+DROPOUT = 0.5
+WEIGHT_DECAY = 1e-3
+LEARNING_RATE = 1e-3
+BATCH_SIZE = 128
+MIN_STEPS = 1500
+EPOCHS = 40
+VALIDATION_SHARE = 0.2
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start: too few labels, missing features, or a failed lint."""
+
+
+@dataclass
+class TrainingData:
+    """Head inputs and targets for every labelled, usable listing."""
+
+    listing_ids: np.ndarray
+    game_ids: np.ndarray
+    label_sets: list[list[str]]
+    x_quality: np.ndarray
+    targets: np.ndarray
+    x_platform: np.ndarray
+    platform_targets: np.ndarray
+    feature_dim: int
+    sources: Counter = field(default_factory=Counter)
+
+
+def catalogue_inputs(backbone_id: str, progress: bool = False):
+    """Featurize every usable listing's cover and return (context, features, quality inputs)."""
+    from coverpick.catalogue.models import CoverImage
+    from coverpick.model.featurize import featurize, load_features
+
+    covers = CoverImage.objects.filter(listings__isnull=False, decode_error__isnull=True).distinct()
+    featurize(covers, backbone_id, progress=progress)
+    context = dataset.listing_context(dataset.usable_listings())
+    features = load_features(context.sha256, backbone_id)
+    stats_by_sha = dict(CoverImage.objects.filter(sha256__in=set(context.sha256)).values_list("sha256", "stats"))
+    stats = np.array([stats_by_sha[sha] for sha in context.sha256], dtype=np.float32).reshape(-1, 10)
+    prototypes = game_prototypes(features, context.game_ids, context.edition_ids)
+    x_quality = quality_inputs(features, context.families, prototypes, stats)
+    return context, features, x_quality
+
+
+def build_training_data(backbone_id: str, progress: bool = False) -> TrainingData:
+    dataset.lint_labels()
+    rows = dataset.training_rows()
+    if len(rows) < 10:
+        raise TrainingError(
+            f"Only {len(rows)} labelled covers with a usable image; at least 10 are needed. "
+            "Import labels (coverpick import) or label covers on the labelling page first."
+        )
+    context, features, x_quality = catalogue_inputs(backbone_id, progress)
+    index = {listing_id: i for i, listing_id in enumerate(context.listing_ids)}
+    rows = [row for row in rows if row.listing_id in index]
+    picked = np.array([index[row.listing_id] for row in rows])
+    label_sets = [row.labels for row in rows]
+    families = [context.families[i] for i in picked]
+    return TrainingData(
+        listing_ids=np.array([row.listing_id for row in rows]),
+        game_ids=np.array([context.game_ids[i] for i in picked]),
+        label_sets=label_sets,
+        x_quality=x_quality[picked],
+        targets=dataset.soft_targets(label_sets),
+        x_platform=features[picked],
+        platform_targets=dataset.platform_targets(label_sets, families),
+        feature_dim=features.shape[1],
+        sources=Counter(row.source for row in rows),
+    )
+
+
+def cap_rows(label_sets: list[list[str]], cap: int = CLASS_CAP, seed: int = 0) -> np.ndarray:
+    """Indices of rows kept under a per-class cap: a row stays while any of its labels is under the cap."""
+    order = list(range(len(label_sets)))
+    random.Random(seed).shuffle(order)
+    counts: Counter[str] = Counter()
+    kept = []
+    for i in order:
+        labels = label_sets[i]
+        if any(counts[label] < cap for label in labels):
+            kept.append(i)
+            counts.update(labels)
+    return np.array(sorted(kept), dtype=np.int64)
+
+
+def class_weights(targets: np.ndarray, max_weight: float = MAX_CLASS_WEIGHT) -> np.ndarray:
+    """Square-root inverse-frequency weights, 1.0 for the largest class and capped at ``max_weight``."""
+    counts = targets.sum(axis=0)
+    weights = np.zeros(targets.shape[1], dtype=np.float32)
+    present = counts > 0
+    weights[present] = np.minimum(max_weight, np.sqrt(counts.max() / counts[present]))
+    return weights
+
+
+def _torch_seed(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def fit_mlp(x: np.ndarray, targets: np.ndarray, weights: np.ndarray, seed: int = 0) -> MLP:
+    """Fit Linear → ReLU → Dropout → Linear on soft targets with weighted cross-entropy."""
+    import torch
+    from torch import nn
+
+    _torch_seed(seed)
+    mean = x.mean(axis=0).astype(np.float32)
+    std = np.maximum(x.std(axis=0), 1e-3).astype(np.float32)
+    inputs = torch.from_numpy(((x - mean) / std).astype(np.float32))
+    goal = torch.from_numpy(targets.astype(np.float32))
+    class_w = torch.from_numpy(weights.astype(np.float32))
+    model = nn.Sequential(nn.Linear(x.shape[1], HIDDEN), nn.ReLU(), nn.Dropout(DROPOUT), nn.Linear(HIDDEN, targets.shape[1]))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    n = len(inputs)
+    steps = max(MIN_STEPS, EPOCHS * max(1, n // BATCH_SIZE))
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.enable_grad():
+        for _ in range(steps):
+            batch = torch.randint(0, n, (min(BATCH_SIZE, n),), generator=generator)
+            log_probs = torch.log_softmax(model(inputs[batch]), dim=1)
+            row_weight = (goal[batch] * class_w).sum(dim=1)
+            loss = -((goal[batch] * class_w * log_probs).sum(dim=1)).sum() / row_weight.sum().clamp_min(1e-6)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    model.eval()
+    first, last = model[0], model[3]
+    return MLP(
+        mean=mean,
+        std=std,
+        w1=first.weight.detach().numpy().copy(),
+        b1=first.bias.detach().numpy().copy(),
+        w2=last.weight.detach().numpy().copy(),
+        b2=last.bias.detach().numpy().copy(),
+    )
+
+
+def fit_heads(data: TrainingData, rows: np.ndarray, seed: int = 0) -> tuple[MLP, MLP]:
+    """Fit both heads on the given row indices, with the class cap and weights applied."""
+    label_sets = [data.label_sets[i] for i in rows]
+    kept = rows[cap_rows(label_sets, seed=seed)]
+    quality = fit_mlp(data.x_quality[kept], data.targets[kept], class_weights(data.targets[kept]), seed)
+    platform_rows = kept[data.platform_targets[kept] >= 0]
+    onehot = np.eye(len(PLATFORM_FAMILIES), dtype=np.float32)[data.platform_targets[platform_rows]]
+    platform = fit_mlp(data.x_platform[platform_rows], onehot, class_weights(onehot), seed)
+    return quality, platform
+
+
+def split_by_game(game_ids: np.ndarray, share: float = VALIDATION_SHARE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    games = sorted(set(game_ids.tolist()))
+    random.Random(seed).shuffle(games)
+    held = set(games[: max(1, round(len(games) * share))])
+    validation = np.array([i for i, g in enumerate(game_ids) if g in held], dtype=np.int64)
+    training = np.array([i for i, g in enumerate(game_ids) if g not in held], dtype=np.int64)
+    return training, validation
+
+
+def recall_report(label_sets: list[list[str]], probs: np.ndarray) -> dict:
+    """Per-class recall where a prediction counts as a hit when its argmax is one of the row's labels."""
+    predicted = [LABEL_CLASSES[i] for i in probs.argmax(axis=1)]
+    per_class = {}
+    for name in LABEL_CLASSES:
+        rows = [i for i, labels in enumerate(label_sets) if name in labels]
+        if rows:
+            hits = sum(1 for i in rows if predicted[i] in label_sets[i])
+            per_class[name] = {"recall": round(hits / len(rows), 4), "count": len(rows)}
+    confusion: dict[str, Counter] = {}
+    for labels, guess in zip(label_sets, predicted):
+        if guess not in labels:
+            for label in labels:
+                confusion.setdefault(label, Counter())[guess] += 1
+    return {"per_class": per_class, "confusion": {k: dict(v.most_common(3)) for k, v in confusion.items()}}
+
+
+def platform_report(probs: np.ndarray, targets: np.ndarray, threshold: float) -> dict:
+    known = targets >= 0
+    if not known.any():
+        return {"accuracy": None, "coverage": None, "count": 0}
+    confident = probs.max(axis=1) >= threshold
+    answered = known & confident
+    correct = (probs.argmax(axis=1) == targets) & answered
+    return {
+        "accuracy": round(float(correct.sum() / max(1, answered.sum())), 4),
+        "coverage": round(float(answered.sum() / known.sum()), 4),
+        "count": int(known.sum()),
+    }
+
+
+def format_metrics(metrics: dict) -> list[str]:
+    lines = ["Validation recall per class (held-out games):"]
+    for name, entry in metrics["quality"]["per_class"].items():
+        lines.append(f"  {name:<15} {entry['recall']:.2f}  (n={entry['count']})")
+    worst = sorted(metrics["quality"]["per_class"].items(), key=lambda item: item[1]["recall"])[:3]
+    for name, _ in worst:
+        confused = metrics["quality"]["confusion"].get(name, {})
+        if confused:
+            lines.append(f"  {name} confused with: " + ", ".join(f"{k} ×{v}" for k, v in confused.items()))
+    plat = metrics["platform"]
+    if plat["accuracy"] is not None:
+        lines.append(f"Platform accuracy {plat['accuracy']:.2f} at coverage {plat['coverage']:.2f} (n={plat['count']})")
+    return lines
+
+
+def save_checkpoint(folder: Path, quality: MLP, platform: MLP, meta: dict) -> None:
+    """Write heads.npz, heads.pt and meta.json into a new folder, each under a temporary name first."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=False)
+    arrays = {}
+    for prefix, head in (("quality", quality), ("platform", platform)):
+        for name in ("mean", "std", "w1", "b1", "w2", "b2"):
+            arrays[f"{prefix}_{name}"] = getattr(head, name)
+    partial = folder / f"{WEIGHTS_FILE}.partial"
+    with open(partial, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(partial, folder / WEIGHTS_FILE)
+    torch.save({name: torch.from_numpy(np.asarray(value)) for name, value in arrays.items()}, folder / "heads.pt.partial")
+    os.replace(folder / "heads.pt.partial", folder / "heads.pt")
+    (folder / f"{META_FILE}.partial").write_text(json.dumps(meta, indent=2))
+    os.replace(folder / f"{META_FILE}.partial", folder / META_FILE)
+
+
+def train(backbone_id: str | None = None, *, activate: bool = False, seed: int = 0, progress: bool = False, out=print):
+    """Train both heads, save a versioned checkpoint, record its ClassifierVersion and optionally activate it."""
+    from django.utils import timezone
+
+    from coverpick.model.versions import activate_version, register_version
+
+    backbone_id = backbone_id or conf.backbone_id()
+    data = build_training_data(backbone_id, progress)
+    out(f"Training rows: {len(data.label_sets)} ({', '.join(f'{k}: {v}' for k, v in sorted(data.sources.items()))})")
+    training, validation = split_by_game(data.game_ids, seed=seed)
+    quality, platform = fit_heads(data, training, seed)
+    metrics = {
+        "quality": recall_report([data.label_sets[i] for i in validation], quality.probabilities(data.x_quality[validation])),
+        "platform": platform_report(
+            platform.probabilities(data.x_platform[validation]), data.platform_targets[validation], conf.platform_threshold()
+        ),
+        "validation_rows": int(len(validation)),
+        "training_rows": int(len(training)),
+    }
+    for line in format_metrics(metrics):
+        out(line)
+    quality, platform = fit_heads(data, np.arange(len(data.label_sets)), seed)
+    label_counts = Counter(label for labels in data.label_sets for label in labels)
+    version = f"heads-{timezone.now():%Y%m%d-%H%M%S}-{backbone_id}"
+    meta = {
+        "version": version,
+        "backbone": backbone_id,
+        "feature_dim": data.feature_dim,
+        "classes": list(LABEL_CLASSES),
+        "platform_families": list(PLATFORM_FAMILIES),
+        "layout_version": LAYOUT_VERSION,
+        "quality_layout": quality_layout(data.feature_dim),
+        "platform_layout": platform_layout(data.feature_dim),
+        "thresholds": {"clean": conf.clean_threshold(), "platform": conf.platform_threshold()},
+        "label_counts": dict(sorted(label_counts.items())),
+        "metrics": metrics,
+        "hyperparameters": {
+            "hidden": HIDDEN, "dropout": DROPOUT, "weight_decay": WEIGHT_DECAY, "class_cap": CLASS_CAP,
+            "max_class_weight": MAX_CLASS_WEIGHT, "seed": seed,
+        },
+    }
+    folder = conf.model_dir() / version
+    save_checkpoint(folder, quality, platform, meta)
+    record = register_version(version, backbone_id, folder, meta)
+    out(f"Saved checkpoint {version} in {folder}")
+    if activate:
+        activate_version(record)
+        out(f"Activated {version}")
+    return record

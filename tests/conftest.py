@@ -1,0 +1,51 @@
+"""Shared fixtures: an isolated COVERPICK_HOME, the sample catalogue, and a trained pipeline on it.
+
+COVERPICK_HOME is set before Django's settings load, so the SQLite test
+database, image store, feature cache and model files all live in a temporary
+folder. The ONNX export and the feature cache persist for the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(os.environ.get("COVERPICK_TEST_HOME") or tempfile.mkdtemp(prefix="coverpick-test-"))
+os.environ["COVERPICK_HOME"] = str(_HOME)
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("COVERPICK_SHARED", REPO.parent / "shared"))
+SAMPLE_CATALOGUE = Path(os.environ.get("COVERPICK_SAMPLE_CATALOGUE", SHARED / "catalogue"))
+HOSTILE_IMAGES = SHARED / "hostile-images"
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def sample_catalogue() -> Path:
+    if not (SAMPLE_CATALOGUE / "feeds").is_dir():
+        pytest.fail(f"Sample catalogue not found at {SAMPLE_CATALOGUE}; set COVERPICK_SAMPLE_CATALOGUE")
+    return SAMPLE_CATALOGUE
+
+
+@pytest.fixture(scope="session")
+def trained_sample(django_db_setup, django_db_blocker, sample_catalogue):
+    """Import the whole sample catalogue, train and activate heads, sweep and rank, once per session.
+
+    Returns the import summary and the trained ClassifierVersion. Tests that
+    use it must not flush the database (no transactional_db).
+    """
+    from coverpick.catalogue.importer import import_catalogue
+    from coverpick.model.sweep import sweep
+    from coverpick.model.train import train
+    from coverpick.ranking import compute_primaries
+
+    with django_db_blocker.unblock():
+        summary = import_catalogue(sample_catalogue)
+        version = train(activate=True, out=lambda line: None)
+        sweep_summary = sweep(apply=True)
+        compute_primaries()
+    return {"import": summary, "version": version, "sweep": sweep_summary}
