@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+
+from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
+from coverpick.model.heads import CheckpointMismatch, check_meta, decide
+from coverpick.model.inputs import LAYOUT_VERSION, game_prototypes, platform_layout, quality_layout
+
+
+def one_hot_probs(index: int, size: int, peak: float) -> np.ndarray:
+    row = np.full(size, (1.0 - peak) / (size - 1), dtype=np.float32)
+    row[index] = peak
+    return row
+
+
+@pytest.mark.parametrize("index", range(len(LABEL_CLASSES)))
+def test_quality_verdict_is_the_class_name_verbatim(index):
+    quality = one_hot_probs(index, len(LABEL_CLASSES), 0.9)[None]
+    platform = one_hot_probs(0, len(PLATFORM_FAMILIES), 0.9)[None]
+    (prediction,) = decide(quality, platform, clean_threshold=0.35, platform_threshold=0.7)
+    assert prediction.quality == LABEL_CLASSES[index]
+    assert set(prediction.quality_probs) == set(LABEL_CLASSES)
+
+
+def test_clean_below_threshold_becomes_unknown():
+    quality = np.stack([one_hot_probs(0, 14, 0.34), one_hot_probs(0, 14, 0.36)])
+    platform = np.stack([one_hot_probs(1, 4, 0.9)] * 2)
+    low, high = decide(quality, platform, clean_threshold=0.35, platform_threshold=0.7)
+    assert low.quality == "unknown"
+    assert low.quality_confidence == pytest.approx(0.34, abs=1e-6)
+    assert high.quality == "clean"
+
+
+def test_other_classes_have_no_floor():
+    (prediction,) = decide(one_hot_probs(5, 14, 0.2)[None], one_hot_probs(1, 4, 0.9)[None], 0.35, 0.7)
+    assert prediction.quality == "wrong_game"
+
+
+def test_platform_below_threshold_abstains():
+    quality = np.stack([one_hot_probs(0, 14, 0.9)] * 2)
+    platform = np.stack([one_hot_probs(2, 4, 0.69), one_hot_probs(2, 4, 0.71)])
+    low, high = decide(quality, platform, 0.35, 0.70)
+    assert low.platform == "unknown"
+    assert high.platform == "xbox"
+
+
+def valid_meta(dim=8):
+    return {
+        "version": "heads-x",
+        "backbone": "efficientnet_lite0",
+        "feature_dim": dim,
+        "classes": list(LABEL_CLASSES),
+        "platform_families": list(PLATFORM_FAMILIES),
+        "layout_version": LAYOUT_VERSION,
+        "quality_layout": json.loads(json.dumps(quality_layout(dim))),
+        "platform_layout": json.loads(json.dumps(platform_layout(dim))),
+    }
+
+
+def test_check_meta_accepts_matching_checkpoint():
+    check_meta(valid_meta(), "efficientnet_lite0")
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (lambda m: m.update(classes=m["classes"][:-1]), "class list"),
+        (lambda m: m.update(classes=m["classes"] + ["new_label"]), "class list"),
+        (lambda m: m.update(backbone="mobilenet_v3_small"), "backbone"),
+        (lambda m: m.update(quality_layout=[["features", 8]]), "quality input layout"),
+        (lambda m: m.update(layout_version=0), "quality input layout"),
+    ],
+)
+def test_check_meta_names_each_difference(change, fragment):
+    meta = valid_meta()
+    change(meta)
+    with pytest.raises(CheckpointMismatch) as caught:
+        check_meta(meta, "efficientnet_lite0")
+    assert fragment in str(caught.value)
+
+
+def test_prototype_excludes_same_edition_and_is_zero_without_other_editions():
+    features = np.array([[1.0, 0.0], [3.0, 0.0], [0.0, 4.0], [9.0, 9.0]], dtype=np.float32)
+    games = ["g1", "g1", "g1", "g2"]
+    editions = ["g1-ps4", "g1-ps4", "g1-x360", "g2-ps4"]
+    prototypes = game_prototypes(features, games, editions)
+    assert prototypes[0].tolist() == [0.0, 4.0]
+    assert prototypes[1].tolist() == [0.0, 4.0]
+    assert prototypes[2].tolist() == [2.0, 0.0]
+    assert prototypes[3].tolist() == [0.0, 0.0]
