@@ -1,0 +1,154 @@
+"""Cross-validation grouped by game, scored against reference labels (a truth.jsonl file).
+
+Each fold trains the heads on human labels of the other folds' games only,
+then predicts every listing of its own games and compares the verdicts with
+the reference labels. Nothing here reads a held-out game's labels for training.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from coverpick import conf
+from coverpick.catalogue.models import Listing
+from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, tier_for
+from coverpick.model.heads import decide
+from coverpick.model.train import build_training_data, catalogue_inputs, fit_heads
+
+
+def load_truth(path: Path) -> dict[tuple[str, str], dict]:
+    truth = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                truth[(record["shop"], str(record["product_id"]))] = record
+    return truth
+
+
+def game_folds(game_ids: list, folds: int, seed: int) -> dict:
+    games = sorted(set(game_ids))
+    random.Random(seed).shuffle(games)
+    return {game: i % folds for i, game in enumerate(games)}
+
+
+def cross_validate(truth_path: Path, *, folds: int = 5, seed: int = 0, backbone_id: str | None = None, progress: bool = False) -> dict:
+    backbone_id = backbone_id or conf.backbone_id()
+    truth = load_truth(truth_path)
+    data = build_training_data(backbone_id, progress)
+    context, features, x_quality = catalogue_inputs(backbone_id)
+    keys = dict(Listing.objects.values_list("pk", "shop__code"))
+    products = dict(Listing.objects.values_list("pk", "product_id"))
+    pixels = dict(Listing.objects.values_list("pk", "cover__width"))
+    heights = dict(Listing.objects.values_list("pk", "cover__height"))
+    fold_of_game = game_folds(context.game_ids, folds, seed)
+    row_fold = np.array([fold_of_game[g] for g in data.game_ids])
+    listing_fold = np.array([fold_of_game[g] for g in context.game_ids])
+
+    quality_probs = np.zeros((len(context.listing_ids), len(LABEL_CLASSES)), dtype=np.float32)
+    platform_probs = np.zeros((len(context.listing_ids), len(PLATFORM_FAMILIES)), dtype=np.float32)
+    for fold in range(folds):
+        training_rows = np.flatnonzero(row_fold != fold)
+        quality, platform = fit_heads(data, training_rows, seed)
+        held = np.flatnonzero(listing_fold == fold)
+        quality_probs[held] = quality.probabilities(x_quality[held])
+        platform_probs[held] = platform.probabilities(features[held])
+
+    predictions = decide(quality_probs, platform_probs, conf.clean_threshold(), conf.platform_threshold())
+    records = []
+    for i, listing_id in enumerate(context.listing_ids):
+        reference = truth.get((keys[listing_id], products[listing_id]))
+        if reference is None:
+            continue
+        records.append(
+            {
+                "listing": listing_id,
+                "fold": int(listing_fold[i]),
+                "game": context.game_ids[i],
+                "declared": context.families[i],
+                "labels": reference["labels"],
+                "image_family": reference.get("image_family"),
+                "quality": predictions[i].quality,
+                "platform": predictions[i].platform,
+                "pixels": (pixels[listing_id] or 0) * (heights[listing_id] or 0),
+            }
+        )
+    return summarise(records, folds)
+
+
+def _recall(rows: list[dict], name: str) -> tuple[int, int]:
+    relevant = [r for r in rows if name in r["labels"]]
+    hits = sum(1 for r in relevant if r["quality"] in r["labels"] or (name in ("gkc", "ciab") and r["quality"] == name))
+    return hits, len(relevant)
+
+
+def summarise(records: list[dict], folds: int) -> dict:
+    per_class = {}
+    for name in LABEL_CLASSES:
+        fold_recalls = []
+        hits_total = count_total = 0
+        for fold in range(folds):
+            hits, count = _recall([r for r in records if r["fold"] == fold], name)
+            hits_total += hits
+            count_total += count
+            if count:
+                fold_recalls.append(hits / count)
+        if count_total:
+            per_class[name] = {
+                "recall": round(hits_total / count_total, 4),
+                "mean": round(float(np.mean(fold_recalls)), 4),
+                "std": round(float(np.std(fold_recalls)), 4),
+                "count": count_total,
+            }
+    defects = [r for r in records if "clean" not in r["labels"]]
+    called_clean = sum(1 for r in defects if r["quality"] == "clean")
+    platform_rows = [r for r in records if r["image_family"] in PLATFORM_FAMILIES]
+    answered = [r for r in platform_rows if r["platform"] in PLATFORM_FAMILIES]
+    correct = sum(1 for r in answered if r["platform"] == r["image_family"])
+    return {
+        "folds": folds,
+        "listings": len(records),
+        "per_class": per_class,
+        "defects_called_clean": round(called_clean / max(1, len(defects)), 4),
+        "platform_accuracy": round(correct / max(1, len(answered)), 4),
+        "platform_coverage": round(len(answered) / max(1, len(platform_rows)), 4),
+        "primary_clean_rate": primary_clean_rate(records),
+    }
+
+
+def _predicted_tier(record: dict) -> int:
+    mismatch = record["platform"] in PLATFORM_FAMILIES and record["declared"] in PLATFORM_FAMILIES and record["platform"] != record["declared"]
+    return tier_for("wrong_console") if mismatch else tier_for(record["quality"])
+
+
+def primary_clean_rate(records: list[dict]) -> float | None:
+    """Share of games with a truly clean listing whose model-chosen primary is truly clean."""
+    by_game = defaultdict(list)
+    for record in records:
+        by_game[record["game"]].append(record)
+    eligible = good = 0
+    for rows in by_game.values():
+        if not any("clean" in r["labels"] for r in rows):
+            continue
+        eligible += 1
+        best = min(rows, key=lambda r: (_predicted_tier(r), -r["pixels"], r["listing"]))
+        good += "clean" in best["labels"]
+    return round(good / eligible, 4) if eligible else None
+
+
+def format_report(result: dict) -> list[str]:
+    lines = [f"Cross-validation over {result['listings']} listings, {result['folds']} folds grouped by game", ""]
+    lines.append(f"{'class':<15} {'recall':>7} {'mean':>6} {'± std':>6} {'n':>5}")
+    for name, entry in result["per_class"].items():
+        lines.append(f"{name:<15} {entry['recall']:>7.2f} {entry['mean']:>6.2f} {entry['std']:>6.2f} {entry['count']:>5}")
+    lines.append("")
+    lines.append(f"Defect covers called clean: {result['defects_called_clean']:.3f}")
+    lines.append(f"Platform accuracy {result['platform_accuracy']:.3f} at coverage {result['platform_coverage']:.3f}")
+    if result["primary_clean_rate"] is not None:
+        lines.append(f"Primary cover truly clean (games that have one): {result['primary_clean_rate']:.3f}")
+    return lines
