@@ -24,20 +24,21 @@ from PIL import Image, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
 
-# Retailer cover images are well under 1 megapixel (0.52 at most in the sample
-# catalogue). 40 megapixels leaves room for print-resolution scans such as
-# 7000x5700 while capping a decoded RGBA image at 160 MB. Pillow reads this value from Image.MAX_IMAGE_PIXELS: it warns
-# above the limit and raises DecompressionBombError above twice the limit, and
-# this module turns the warning into an error too. Setting it here changes the
-# limit for every Pillow user in the process, which is deliberate: no code in
-# coverpick should decode larger images.
+# Cover images in the sample catalogue are at most 0.52 megapixels. 40
+# megapixels leaves room for print-resolution scans such as 7000x5700 while
+# capping a decoded RGBA image at 160 MB. Pillow reads Image.MAX_IMAGE_PIXELS,
+# warns above it and raises DecompressionBombError above twice it. This module
+# turns the warning into an error too, and _check_size enforces the limit even
+# if other code changes Pillow's value. Setting it here changes the limit for
+# every Pillow user in the process, which is deliberate: no code in coverpick
+# should decode larger images.
 MAX_IMAGE_PIXELS = 40_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 # Exceptions that malformed input can raise from Pillow. Image.open turns
 # SyntaxError, IndexError, TypeError and struct.error from a plugin's header
 # parser into UnidentifiedImageError (an OSError), but load(), seek() and
-# getexif() pass plugin exceptions through unchanged.
+# getexif() can still let a plugin's own exceptions through.
 _MALFORMED_INPUT_ERRORS = (
     OSError,
     ValueError,
