@@ -18,7 +18,7 @@ from coverpick import conf
 from coverpick.catalogue.models import Listing
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, tier_for
 from coverpick.model.heads import decide
-from coverpick.model.train import build_training_data, catalogue_inputs, fit_heads
+from coverpick.model.train import build_training_data, fit_heads
 
 
 def load_truth(path: Path) -> dict[tuple[str, str], dict]:
@@ -41,27 +41,27 @@ def cross_validate(truth_path: Path, *, folds: int = 5, seed: int = 0, backbone_
     backbone_id = backbone_id or conf.backbone_id()
     truth = load_truth(truth_path)
     data = build_training_data(backbone_id, progress)
-    context, features, x_quality = catalogue_inputs(backbone_id)
+    arrays = data.catalogue
     keys = dict(Listing.objects.values_list("pk", "shop__code"))
     products = dict(Listing.objects.values_list("pk", "product_id"))
     pixels = dict(Listing.objects.values_list("pk", "cover__width"))
     heights = dict(Listing.objects.values_list("pk", "cover__height"))
-    fold_of_game = game_folds(context.game_ids, folds, seed)
+    fold_of_game = game_folds(arrays.game_ids, folds, seed)
     row_fold = np.array([fold_of_game[g] for g in data.game_ids])
-    listing_fold = np.array([fold_of_game[g] for g in context.game_ids])
+    listing_fold = np.array([fold_of_game[g] for g in arrays.game_ids])
 
-    quality_probs = np.zeros((len(context.listing_ids), len(LABEL_CLASSES)), dtype=np.float32)
-    platform_probs = np.zeros((len(context.listing_ids), len(PLATFORM_FAMILIES)), dtype=np.float32)
+    quality_probs = np.zeros((len(arrays.listing_ids), len(LABEL_CLASSES)), dtype=np.float32)
+    platform_probs = np.zeros((len(arrays.listing_ids), len(PLATFORM_FAMILIES)), dtype=np.float32)
     for fold in range(folds):
-        training_rows = np.flatnonzero(row_fold != fold)
-        quality, platform = fit_heads(data, training_rows, seed)
+        heads = fit_heads(data, np.flatnonzero(row_fold != fold), seed)
         held = np.flatnonzero(listing_fold == fold)
-        quality_probs[held] = quality.probabilities(x_quality[held])
-        platform_probs[held] = platform.probabilities(features[held])
+        quality_probs[held], platform_probs[held] = heads.predict(
+            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, held
+        )
 
     predictions = decide(quality_probs, platform_probs, conf.clean_threshold(), conf.platform_threshold())
     records = []
-    for i, listing_id in enumerate(context.listing_ids):
+    for i, listing_id in enumerate(arrays.listing_ids):
         reference = truth.get((keys[listing_id], products[listing_id]))
         if reference is None:
             continue
@@ -69,8 +69,8 @@ def cross_validate(truth_path: Path, *, folds: int = 5, seed: int = 0, backbone_
             {
                 "listing": listing_id,
                 "fold": int(listing_fold[i]),
-                "game": context.game_ids[i],
-                "declared": context.families[i],
+                "game": arrays.game_ids[i],
+                "declared": arrays.families[i],
                 "labels": reference["labels"],
                 "image_family": reference.get("image_family"),
                 "quality": predictions[i].quality,

@@ -17,12 +17,16 @@ from coverpick.covers.decode import ImageDecodeError, decode_rgba, to_rgb_on_whi
 from coverpick.covers.store import read_bytes
 from coverpick.vision.extract import FeatureCache, FeatureExtractor
 from coverpick.vision.phase1 import detect_platform
-from coverpick.vision.presets import INPUT_SIZE, to_input_array
+from coverpick.vision.presets import INPUT_SIZE, VIEWS, to_view_arrays
 from coverpick.vision.stats import image_statistics
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 32
+
+
+def cache_for(backbone_id: str, view: str) -> FeatureCache:
+    return FeatureCache(backbone_id if view == "full" else f"{backbone_id}.{view}")
 
 
 @dataclass
@@ -33,23 +37,23 @@ class FeaturizeSummary:
     failed: int = 0
 
 
-def covers_needing_work(covers, cache: FeatureCache) -> list[CoverImage]:
+def covers_needing_work(covers, caches: list[FeatureCache]) -> list[CoverImage]:
     """Covers that decode (or have not been tried) and lack cached features, statistics or a phase-1 result."""
     pending = []
     for cover in covers:
         if cover.decode_error:
             continue
-        if cover.stats is None or cover.phase1 is None or cover.sha256 not in cache:
+        if cover.stats is None or cover.phase1 is None or any(cover.sha256 not in cache for cache in caches):
             pending.append(cover)
     return pending
 
 
 def featurize(covers, backbone_id: str, *, extractor: FeatureExtractor | None = None, progress: bool = False) -> FeaturizeSummary:
     """Make sure every given cover has cached features, statistics and a phase-1 result."""
-    cache = FeatureCache(backbone_id)
+    caches = [cache_for(backbone_id, view) for view in VIEWS]
     covers = list(covers)
     summary = FeaturizeSummary(covers=len(covers))
-    pending = covers_needing_work(covers, cache)
+    pending = covers_needing_work(covers, caches)
     summary.cached = len(covers) - len(pending)
     if not pending:
         return summary
@@ -61,7 +65,7 @@ def featurize(covers, backbone_id: str, *, extractor: FeatureExtractor | None = 
         bar = tqdm(total=len(pending), desc="features", unit="cover")
     for start in range(0, len(pending), BATCH_SIZE):
         chunk = pending[start : start + BATCH_SIZE]
-        _featurize_chunk(chunk, cache, extractor, summary)
+        _featurize_chunk(chunk, caches, extractor, summary)
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None:
@@ -69,7 +73,7 @@ def featurize(covers, backbone_id: str, *, extractor: FeatureExtractor | None = 
     return summary
 
 
-def _featurize_chunk(chunk: list[CoverImage], cache: FeatureCache, extractor: FeatureExtractor, summary: FeaturizeSummary) -> None:
+def _featurize_chunk(chunk: list[CoverImage], caches: list[FeatureCache], extractor: FeatureExtractor, summary: FeaturizeSummary) -> None:
     arrays, decoded = [], []
     for cover in chunk:
         try:
@@ -94,25 +98,36 @@ def _featurize_chunk(chunk: list[CoverImage], cache: FeatureCache, extractor: Fe
             changed += ["width", "height"]
         if changed:
             cover.save(update_fields=changed)
-        if cover.sha256 not in cache:
-            arrays.append(to_input_array(to_rgb_on_white(image)))
+        if any(cover.sha256 not in cache for cache in caches):
+            arrays.extend(to_view_arrays(to_rgb_on_white(image), VIEWS))
             decoded.append(cover)
         else:
             summary.cached += 1
     if arrays:
-        features = extractor(np.stack(arrays))
-        for cover, vector in zip(decoded, features):
-            cache.put(cover.sha256, vector)
+        features = extractor(np.stack(arrays)).reshape(len(decoded), len(VIEWS), -1)
+        for cover, vectors in zip(decoded, features):
+            for cache, vector in zip(caches, vectors):
+                cache.put(cover.sha256, vector)
         summary.computed += len(decoded)
 
 
-def load_features(sha256_list: list[str], backbone_id: str) -> np.ndarray:
-    """Stack cached features in the given order; raises KeyError naming the first missing one."""
-    cache = FeatureCache(backbone_id)
+def load_image_features(sha256_list: list[str], backbone_id: str) -> np.ndarray:
+    """Cached features of every view, concatenated in VIEWS order: the heads' image features."""
+    return np.concatenate([load_features(sha256_list, backbone_id, view) for view in VIEWS], axis=1)
+
+
+def load_stats(sha256_list: list[str]) -> np.ndarray:
+    by_sha = dict(CoverImage.objects.filter(sha256__in=set(sha256_list)).values_list("sha256", "stats"))
+    return np.array([by_sha[sha] for sha in sha256_list], dtype=np.float32).reshape(-1, 10)
+
+
+def load_features(sha256_list: list[str], backbone_id: str, view: str = "full") -> np.ndarray:
+    """Stack cached features of one view in the given order; raises KeyError naming the first missing one."""
+    cache = cache_for(backbone_id, view)
     vectors = []
     for sha in sha256_list:
         vector = cache.get(sha)
         if vector is None:
-            raise KeyError(f"no cached {backbone_id} features for image {sha[:12]}; run the sweep or training first")
+            raise KeyError(f"no cached {backbone_id} {view} features for image {sha[:12]}; run the sweep or training first")
         vectors.append(vector)
     return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), dtype=np.float32)

@@ -1,9 +1,10 @@
 """Trained heads on the inference path: load a checkpoint folder and predict, in numpy.
 
-A checkpoint folder holds ``meta.json`` (class list, backbone, input layouts,
-thresholds, label counts, metrics) and ``heads.npz`` (standardisation and the
-weights of both two-layer heads). Training also writes ``heads.pt`` with the
-same tensors for torch users; inference never reads it.
+A checkpoint folder holds ``meta.json`` (class list, backbone, views, input
+layouts, thresholds, label counts, metrics) and ``heads.npz`` (standardisation
+and the weights of the quality head, the platform head and the second stage).
+Training also writes ``heads.pt`` with the same tensors for torch users;
+inference never reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
-from coverpick.model.inputs import LAYOUT_VERSION, platform_layout, quality_layout
+from coverpick.vision.presets import VIEWS
+from coverpick.model.inputs import (
+    LAYOUT_VERSION,
+    comparison_features,
+    game_prototypes,
+    platform_layout,
+    quality_inputs,
+    quality_layout,
+    stage2_inputs,
+    stage2_layout,
+)
 
 META_FILE = "meta.json"
 WEIGHTS_FILE = "heads.npz"
@@ -52,12 +63,62 @@ class MLP:
         return softmax(self.logits(x))
 
 
+HEAD_NAMES = ("quality", "platform", "stage2")
+ARRAY_NAMES = ("mean", "std", "w1", "b1", "w2", "b2")
+
+
+@dataclass
+class HeadSet:
+    """The quality head, the platform head and the second stage over both."""
+
+    quality: MLP
+    platform: MLP
+    stage2: MLP | None
+
+    def predict(self, features, families, game_ids, edition_ids, stats, rows=None) -> tuple[np.ndarray, np.ndarray]:
+        """Return (quality probabilities, platform probabilities) for ``rows`` (default: all).
+
+        All covers of the games involved must be passed, because prototypes and
+        comparisons read each cover's siblings; ``rows`` picks whose verdicts to return.
+        """
+        rows = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
+        prototypes = game_prototypes(features, game_ids, edition_ids)
+        picked_families = [families[i] for i in rows]
+        x_quality = quality_inputs(features[rows], picked_families, prototypes[rows], stats[rows])
+        quality = self.quality.probabilities(x_quality)
+        platform = self.platform.probabilities(features[rows])
+        if self.stage2 is not None:
+            comparisons = comparison_features(features, game_ids, edition_ids)[rows]
+            quality = self.stage2.probabilities(stage2_inputs(quality, platform, picked_families, comparisons, stats[rows]))
+        return quality, platform
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        result = {}
+        for prefix in HEAD_NAMES:
+            head = getattr(self, prefix)
+            if head is not None:
+                for name in ARRAY_NAMES:
+                    result[f"{prefix}_{name}"] = getattr(head, name)
+        return result
+
+
 @dataclass
 class Heads:
     meta: dict
-    quality: MLP
-    platform: MLP
+    heads: HeadSet
     folder: Path
+
+    @property
+    def quality(self) -> MLP:
+        return self.heads.quality
+
+    @property
+    def platform(self) -> MLP:
+        return self.heads.platform
+
+    @property
+    def views(self) -> list[str]:
+        return list(self.meta["views"])
 
     @property
     def backbone(self) -> str:
@@ -89,6 +150,10 @@ def check_meta(meta: dict, backbone: str | None = None) -> None:
         problems.append(f"quality input layout {meta.get('quality_layout')} differs from {quality_layout(dim)}")
     if meta.get("platform_layout") != platform_layout(dim):
         problems.append(f"platform input layout {meta.get('platform_layout')} differs from {platform_layout(dim)}")
+    if meta.get("stage2_layout") not in (None, stage2_layout()):
+        problems.append(f"second-stage input layout {meta.get('stage2_layout')} differs from {stage2_layout()}")
+    if meta.get("views") != list(VIEWS):
+        problems.append(f"backbone views {meta.get('views')} differ from this code's {list(VIEWS)}")
     if backbone is not None and meta.get("backbone") != backbone:
         problems.append(f"backbone {meta.get('backbone')!r} differs from the configured {backbone!r}")
     if problems:
@@ -104,12 +169,17 @@ def load_heads(folder: Path, backbone: str | None = None) -> Heads:
         raise FileNotFoundError(f"No {META_FILE} in checkpoint folder {folder}. Run `coverpick train --activate`.")
     meta = json.loads(meta_path.read_text())
     check_meta(meta, backbone)
+    loaded = {}
     with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:
-        quality = MLP(*(arrays[f"quality_{name}"] for name in ("mean", "std", "w1", "b1", "w2", "b2")))
-        platform = MLP(*(arrays[f"platform_{name}"] for name in ("mean", "std", "w1", "b1", "w2", "b2")))
-    quality.temperature = float(meta.get("temperature", {}).get("quality", 1.0))
-    platform.temperature = float(meta.get("temperature", {}).get("platform", 1.0))
-    return Heads(meta=meta, quality=quality, platform=platform, folder=folder)
+        for prefix in HEAD_NAMES:
+            if f"{prefix}_w1" in arrays:
+                loaded[prefix] = MLP(*(arrays[f"{prefix}_{name}"] for name in ARRAY_NAMES))
+                loaded[prefix].temperature = float(meta.get("temperature", {}).get(prefix, 1.0))
+    missing = [name for name in ("quality", "platform") if name not in loaded]
+    if missing:
+        raise CheckpointMismatch(f"Checkpoint {meta.get('version', '?')} lacks the {' and '.join(missing)} head weights in {WEIGHTS_FILE}.")
+    heads = HeadSet(quality=loaded["quality"], platform=loaded["platform"], stage2=loaded.get("stage2"))
+    return Heads(meta=meta, heads=heads, folder=folder)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,20 @@
 """Head input layouts, shared by training and inference (numpy only).
 
+Image features are the backbone's pooled features of each view of the cover
+(the letterboxed full cover, then the top-and-bottom bands), concatenated.
+
 The quality head reads, in this order: image features (D), a one-hot of the
 listing's declared platform family (4, all zeros for "other"), the game
 prototype (D: mean features of the covers of the game's other editions, zeros
 when there are none) and the 10 image statistics. The platform head reads the
-image features alone. A checkpoint stores the layout it was trained with, and
-loading refuses a layout that differs from this module's.
+image features alone.
+
+The second stage reads a few strong inputs that would drown among thousands
+of feature dimensions: the quality head's log-probabilities, the platform
+head's probabilities and its probability of the declared family, the declared
+one-hot, the comparison scalars (similarity to the game's other covers) and
+the 10 statistics. A checkpoint stores the layouts it was trained with, and
+loading refuses layouts that differ from this module's.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ import numpy as np
 from coverpick.labels import PLATFORM_FAMILIES
 
 N_STATS = 10
-LAYOUT_VERSION = 1
+N_COMPARISONS = 5
+LAYOUT_VERSION = 2
 
 
 def quality_layout(feature_dim: int) -> list[list]:
@@ -30,6 +40,17 @@ def quality_layout(feature_dim: int) -> list[list]:
 
 def platform_layout(feature_dim: int) -> list[list]:
     return [["features", feature_dim]]
+
+
+def stage2_layout() -> list[list]:
+    return [
+        ["quality_log_probs", 14],
+        ["platform_probs", len(PLATFORM_FAMILIES)],
+        ["platform_prob_of_declared", 1],
+        ["declared_family_onehot", len(PLATFORM_FAMILIES)],
+        ["comparisons", N_COMPARISONS],
+        ["image_statistics", N_STATS],
+    ]
 
 
 def family_onehot(families: list[str]) -> np.ndarray:
@@ -71,6 +92,65 @@ def quality_inputs(features: np.ndarray, families: list[str], prototypes: np.nda
             np.asarray(features, dtype=np.float32),
             family_onehot(families),
             np.asarray(prototypes, dtype=np.float32),
+            np.asarray(stats, dtype=np.float32).reshape(len(families), N_STATS),
+        ],
+        axis=1,
+    )
+
+
+def _unit_rows(features: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return features / np.maximum(norms, 1e-6)
+
+
+def comparison_features(features: np.ndarray, game_ids: list, edition_ids: list) -> np.ndarray:
+    """Cosine similarities between each cover and the other covers of its game.
+
+    Columns: similarity to the game prototype (other editions), highest
+    similarity to another listing of the same edition, highest and mean
+    similarity to any other listing of the game, and log(1 + number of other
+    listings of the game). Zeros where there is nothing to compare with. A
+    cover of a different game stands out by low similarity to its siblings.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    unit = _unit_rows(features)
+    prototypes = _unit_rows(game_prototypes(features, game_ids, edition_ids))
+    result = np.zeros((len(features), N_COMPARISONS), dtype=np.float32)
+    result[:, 0] = (unit * prototypes).sum(axis=1)
+    rows_by_game: dict = {}
+    for row, game in enumerate(game_ids):
+        rows_by_game.setdefault(game, []).append(row)
+    editions = np.asarray(edition_ids)
+    for rows in rows_by_game.values():
+        if len(rows) < 2:
+            continue
+        members = np.array(rows)
+        similarity = unit[members] @ unit[members].T
+        np.fill_diagonal(similarity, np.nan)
+        same_edition = editions[members][:, None] == editions[members][None, :]
+        np.fill_diagonal(same_edition, False)
+        result[members, 2] = np.nanmax(similarity, axis=1)
+        result[members, 3] = np.nanmean(similarity, axis=1)
+        edition_similarity = np.where(same_edition, similarity, -np.inf)
+        best_edition = edition_similarity.max(axis=1)
+        result[members, 1] = np.where(np.isfinite(best_edition), best_edition, 0.0)
+        result[members, 4] = np.log1p(len(rows) - 1)
+    return result
+
+
+def stage2_inputs(
+    quality_probs: np.ndarray, platform_probs: np.ndarray, families: list[str], comparisons: np.ndarray, stats: np.ndarray
+) -> np.ndarray:
+    """Concatenate the second stage's inputs in layout order."""
+    onehot = family_onehot(families)
+    declared = (platform_probs * onehot).sum(axis=1, keepdims=True)
+    return np.concatenate(
+        [
+            np.log(np.asarray(quality_probs, dtype=np.float32) + 1e-4),
+            np.asarray(platform_probs, dtype=np.float32),
+            declared.astype(np.float32),
+            onehot,
+            np.asarray(comparisons, dtype=np.float32),
             np.asarray(stats, dtype=np.float32).reshape(len(families), N_STATS),
         ],
         axis=1,

@@ -13,16 +13,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from coverpick import conf
 from coverpick.catalogue.models import CoverImage, Listing, Verdict
 from coverpick.model.dataset import listing_context, usable_listings
-from coverpick.model.featurize import featurize, load_features
+from coverpick.model.featurize import featurize, load_image_features, load_stats
 from coverpick.model.heads import decide
-from coverpick.model.inputs import game_prototypes, quality_inputs
 from coverpick.model.versions import load_active_heads, phase1_version
 
 logger = logging.getLogger(__name__)
@@ -112,36 +110,30 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
     featurize(covers, heads.backbone)
     context = listing_context(usable_listings().filter(edition__game_id__in=game_ids))
     rows: list[Verdict] = []
-    if context.listing_ids:
-        features = load_features(context.sha256, heads.backbone)
-        prototypes = game_prototypes(features, context.game_ids, context.edition_ids)
-        stats_by_sha = dict(CoverImage.objects.filter(sha256__in=set(context.sha256)).values_list("sha256", "stats"))
-        stats = np.array([stats_by_sha[sha] for sha in context.sha256], dtype=np.float32).reshape(-1, 10)
-        picked = [i for i, listing_id in enumerate(context.listing_ids) if listing_id in wanted]
-        if picked:
-            x_quality = quality_inputs(
-                features[picked], [context.families[i] for i in picked], prototypes[picked], stats[picked]
-            )
-            predictions = decide(
-                heads.quality.probabilities(x_quality), heads.platform.probabilities(features[picked]), clean_floor, platform_floor
-            )
-            for i, prediction in zip(picked, predictions):
-                rows.append(
-                    Verdict(
-                        listing_id=context.listing_ids[i],
-                        source=Verdict.SOURCE_CLASSIFIER,
-                        classifier_version=version,
-                        quality=prediction.quality,
-                        quality_confidence=prediction.quality_confidence,
-                        quality_probs=prediction.quality_probs,
-                        platform=prediction.platform,
-                        platform_confidence=prediction.platform_confidence,
-                        platform_probs=prediction.platform_probs,
-                    )
+    picked = [i for i, listing_id in enumerate(context.listing_ids) if listing_id in wanted]
+    if picked:
+        features = load_image_features(context.sha256, heads.backbone)
+        quality_probs, platform_probs = heads.heads.predict(
+            features, context.families, context.game_ids, context.edition_ids, load_stats(context.sha256), picked
+        )
+        predictions = decide(quality_probs, platform_probs, clean_floor, platform_floor)
+        for i, prediction in zip(picked, predictions):
+            rows.append(
+                Verdict(
+                    listing_id=context.listing_ids[i],
+                    source=Verdict.SOURCE_CLASSIFIER,
+                    classifier_version=version,
+                    quality=prediction.quality,
+                    quality_confidence=prediction.quality_confidence,
+                    quality_probs=prediction.quality_probs,
+                    platform=prediction.platform,
+                    platform_confidence=prediction.platform_confidence,
+                    platform_probs=prediction.platform_probs,
                 )
-                summary.predicted += 1
-                summary.verdicts[prediction.quality] += 1
-                summary.platforms[prediction.platform] += 1
+            )
+            summary.predicted += 1
+            summary.verdicts[prediction.quality] += 1
+            summary.platforms[prediction.platform] += 1
     usable = set(context.listing_ids)
     for listing in listings.filter(pk__in=wanted).select_related("cover"):
         if listing.pk not in usable:

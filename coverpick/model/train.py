@@ -20,8 +20,18 @@ import numpy as np
 from coverpick import conf
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.model import dataset
-from coverpick.model.heads import META_FILE, WEIGHTS_FILE, MLP
-from coverpick.model.inputs import LAYOUT_VERSION, game_prototypes, platform_layout, quality_inputs, quality_layout
+from coverpick.model.heads import META_FILE, WEIGHTS_FILE, MLP, HeadSet
+from coverpick.model.inputs import (
+    LAYOUT_VERSION,
+    comparison_features,
+    game_prototypes,
+    platform_layout,
+    quality_inputs,
+    quality_layout,
+    stage2_inputs,
+    stage2_layout,
+)
+from coverpick.vision.presets import VIEWS
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +42,7 @@ DROPOUT = 0.5
 WEIGHT_DECAY = 1e-3
 LEARNING_RATE = 1e-3
 BATCH_SIZE = 128
-MIN_STEPS = 1500
+MIN_STEPS = 400
 EPOCHS = 40
 VALIDATION_SHARE = 0.2
 
@@ -42,34 +52,53 @@ class TrainingError(RuntimeError):
 
 
 @dataclass
-class TrainingData:
-    """Head inputs and targets for every labelled, usable listing."""
+class CatalogueArrays:
+    """Image features, statistics and context of every usable listing, in listing-id order."""
 
-    listing_ids: np.ndarray
-    game_ids: np.ndarray
+    listing_ids: list[int]
+    families: list[str]
+    game_ids: list[int]
+    edition_ids: list[int]
+    features: np.ndarray
+    stats: np.ndarray
+
+
+@dataclass
+class TrainingData:
+    """The catalogue's arrays plus, for each labelled listing, its row index and targets."""
+
+    catalogue: CatalogueArrays
+    rows: np.ndarray
     label_sets: list[list[str]]
-    x_quality: np.ndarray
     targets: np.ndarray
-    x_platform: np.ndarray
     platform_targets: np.ndarray
-    feature_dim: int
     sources: Counter = field(default_factory=Counter)
 
+    @property
+    def feature_dim(self) -> int:
+        return int(self.catalogue.features.shape[1])
 
-def catalogue_inputs(backbone_id: str, progress: bool = False):
-    """Featurize every usable listing's cover and return (context, features, quality inputs)."""
+    @property
+    def game_ids(self) -> np.ndarray:
+        return np.array([self.catalogue.game_ids[i] for i in self.rows])
+
+
+def catalogue_arrays(backbone_id: str, progress: bool = False) -> CatalogueArrays:
+    """Featurize every usable listing's cover and return the arrays the heads read."""
     from coverpick.catalogue.models import CoverImage
-    from coverpick.model.featurize import featurize, load_features
+    from coverpick.model.featurize import featurize, load_image_features, load_stats
 
     covers = CoverImage.objects.filter(listings__isnull=False, decode_error__isnull=True).distinct()
     featurize(covers, backbone_id, progress=progress)
     context = dataset.listing_context(dataset.usable_listings())
-    features = load_features(context.sha256, backbone_id)
-    stats_by_sha = dict(CoverImage.objects.filter(sha256__in=set(context.sha256)).values_list("sha256", "stats"))
-    stats = np.array([stats_by_sha[sha] for sha in context.sha256], dtype=np.float32).reshape(-1, 10)
-    prototypes = game_prototypes(features, context.game_ids, context.edition_ids)
-    x_quality = quality_inputs(features, context.families, prototypes, stats)
-    return context, features, x_quality
+    return CatalogueArrays(
+        listing_ids=context.listing_ids,
+        families=context.families,
+        game_ids=context.game_ids,
+        edition_ids=context.edition_ids,
+        features=load_image_features(context.sha256, backbone_id),
+        stats=load_stats(context.sha256),
+    )
 
 
 def build_training_data(backbone_id: str, progress: bool = False) -> TrainingData:
@@ -80,21 +109,17 @@ def build_training_data(backbone_id: str, progress: bool = False) -> TrainingDat
             f"Only {len(rows)} labelled covers with a usable image; at least 10 are needed. "
             "Import labels (coverpick import) or label covers on the labelling page first."
         )
-    context, features, x_quality = catalogue_inputs(backbone_id, progress)
-    index = {listing_id: i for i, listing_id in enumerate(context.listing_ids)}
+    arrays = catalogue_arrays(backbone_id, progress)
+    index = {listing_id: i for i, listing_id in enumerate(arrays.listing_ids)}
     rows = [row for row in rows if row.listing_id in index]
-    picked = np.array([index[row.listing_id] for row in rows])
+    picked = np.array([index[row.listing_id] for row in rows], dtype=np.int64)
     label_sets = [row.labels for row in rows]
-    families = [context.families[i] for i in picked]
     return TrainingData(
-        listing_ids=np.array([row.listing_id for row in rows]),
-        game_ids=np.array([context.game_ids[i] for i in picked]),
+        catalogue=arrays,
+        rows=picked,
         label_sets=label_sets,
-        x_quality=x_quality[picked],
         targets=dataset.soft_targets(label_sets),
-        x_platform=features[picked],
-        platform_targets=dataset.platform_targets(label_sets, families),
-        feature_dim=features.shape[1],
+        platform_targets=dataset.platform_targets(label_sets, [arrays.families[i] for i in picked]),
         sources=Counter(row.source for row in rows),
     )
 
@@ -136,6 +161,10 @@ def fit_mlp(x: np.ndarray, targets: np.ndarray, weights: np.ndarray, seed: int =
     from torch import nn
 
     _torch_seed(seed)
+    if not os.environ.get("OMP_NUM_THREADS"):
+        # The heads are small: one thread is faster than contending for cores
+        # with the web server, and keeps training from starving it.
+        torch.set_num_threads(1)
     mean = x.mean(axis=0).astype(np.float32)
     std = np.maximum(x.std(axis=0), 1e-3).astype(np.float32)
     inputs = torch.from_numpy(((x - mean) / std).astype(np.float32))
@@ -168,15 +197,59 @@ def fit_mlp(x: np.ndarray, targets: np.ndarray, weights: np.ndarray, seed: int =
     )
 
 
-def fit_heads(data: TrainingData, rows: np.ndarray, seed: int = 0) -> tuple[MLP, MLP]:
-    """Fit both heads on the given row indices, with the class cap and weights applied."""
-    label_sets = [data.label_sets[i] for i in rows]
-    kept = rows[cap_rows(label_sets, seed=seed)]
-    quality = fit_mlp(data.x_quality[kept], data.targets[kept], class_weights(data.targets[kept]), seed)
+INNER_FOLDS = 4
+
+
+def _fit_first_stage(data: TrainingData, subset: np.ndarray, seed: int) -> tuple[MLP, MLP]:
+    """Fit the quality and platform heads on training-row indices ``subset``, with cap and weights."""
+    arrays = data.catalogue
+    kept = subset[cap_rows([data.label_sets[i] for i in subset], seed=seed)]
+    prototypes = game_prototypes(arrays.features, arrays.game_ids, arrays.edition_ids)
+    at = data.rows[kept]
+    x_quality = quality_inputs(arrays.features[at], [arrays.families[i] for i in at], prototypes[at], arrays.stats[at])
+    quality = fit_mlp(x_quality, data.targets[kept], class_weights(data.targets[kept]), seed)
     platform_rows = kept[data.platform_targets[kept] >= 0]
     onehot = np.eye(len(PLATFORM_FAMILIES), dtype=np.float32)[data.platform_targets[platform_rows]]
-    platform = fit_mlp(data.x_platform[platform_rows], onehot, class_weights(onehot), seed)
+    platform = fit_mlp(arrays.features[data.rows[platform_rows]], onehot, class_weights(onehot), seed)
     return quality, platform
+
+
+def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
+    """Fit both heads on ``subset`` (training-row indices), then the second stage on their out-of-fold outputs.
+
+    The second stage must see first-stage outputs for covers the first stage
+    did not train on, or it would learn to trust overfitted probabilities. So
+    the rows are split by game into INNER_FOLDS folds, each predicted by heads
+    fitted on the others. With fewer games than that, no second stage is fitted.
+    """
+    subset = np.asarray(subset, dtype=np.int64)
+    quality, platform = _fit_first_stage(data, subset, seed)
+    games = data.game_ids[subset]
+    if len(set(games.tolist())) < INNER_FOLDS:
+        return HeadSet(quality, platform, None)
+    arrays = data.catalogue
+    order = sorted(set(games.tolist()))
+    random.Random(seed + 1).shuffle(order)
+    fold_of = {game: i % INNER_FOLDS for i, game in enumerate(order)}
+    folds = np.array([fold_of[g] for g in games])
+    quality_oof = np.zeros((len(subset), len(LABEL_CLASSES)), dtype=np.float32)
+    platform_oof = np.zeros((len(subset), len(PLATFORM_FAMILIES)), dtype=np.float32)
+    for fold in range(INNER_FOLDS):
+        inner = HeadSet(*_fit_first_stage(data, subset[folds != fold], seed), None)
+        held = np.flatnonzero(folds == fold)
+        q, p = inner.predict(arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, data.rows[subset[held]])
+        quality_oof[held], platform_oof[held] = q, p
+    at = data.rows[subset]
+    comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids)[at]
+    x_stage2 = stage2_inputs(quality_oof, platform_oof, [arrays.families[i] for i in at], comparisons, arrays.stats[at])
+    targets = data.targets[subset]
+    stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)
+    return HeadSet(quality, platform, stage2)
+
+
+def predict_rows(heads: HeadSet, data: TrainingData, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    arrays = data.catalogue
+    return heads.predict(arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, data.rows[subset])
 
 
 def split_by_game(game_ids: np.ndarray, share: float = VALIDATION_SHARE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -234,15 +307,12 @@ def format_metrics(metrics: dict) -> list[str]:
     return lines
 
 
-def save_checkpoint(folder: Path, quality: MLP, platform: MLP, meta: dict) -> None:
+def save_checkpoint(folder: Path, heads: HeadSet, meta: dict) -> None:
     """Write heads.npz, heads.pt and meta.json into a new folder, each under a temporary name first."""
     import torch
 
     folder.mkdir(parents=True, exist_ok=False)
-    arrays = {}
-    for prefix, head in (("quality", quality), ("platform", platform)):
-        for name in ("mean", "std", "w1", "b1", "w2", "b2"):
-            arrays[f"{prefix}_{name}"] = getattr(head, name)
+    arrays = heads.arrays()
     partial = folder / f"{WEIGHTS_FILE}.partial"
     with open(partial, "wb") as handle:
         np.savez(handle, **arrays)
@@ -263,29 +333,29 @@ def train(backbone_id: str | None = None, *, activate: bool = False, seed: int =
     data = build_training_data(backbone_id, progress)
     out(f"Training rows: {len(data.label_sets)} ({', '.join(f'{k}: {v}' for k, v in sorted(data.sources.items()))})")
     training, validation = split_by_game(data.game_ids, seed=seed)
-    quality, platform = fit_heads(data, training, seed)
+    quality_probs, platform_probs = predict_rows(fit_heads(data, training, seed), data, validation)
     metrics = {
-        "quality": recall_report([data.label_sets[i] for i in validation], quality.probabilities(data.x_quality[validation])),
-        "platform": platform_report(
-            platform.probabilities(data.x_platform[validation]), data.platform_targets[validation], conf.platform_threshold()
-        ),
+        "quality": recall_report([data.label_sets[i] for i in validation], quality_probs),
+        "platform": platform_report(platform_probs, data.platform_targets[validation], conf.platform_threshold()),
         "validation_rows": int(len(validation)),
         "training_rows": int(len(training)),
     }
     for line in format_metrics(metrics):
         out(line)
-    quality, platform = fit_heads(data, np.arange(len(data.label_sets)), seed)
+    heads = fit_heads(data, np.arange(len(data.label_sets)), seed)
     label_counts = Counter(label for labels in data.label_sets for label in labels)
     version = f"heads-{timezone.now():%Y%m%d-%H%M%S}-{backbone_id}"
     meta = {
         "version": version,
         "backbone": backbone_id,
+        "views": list(VIEWS),
         "feature_dim": data.feature_dim,
         "classes": list(LABEL_CLASSES),
         "platform_families": list(PLATFORM_FAMILIES),
         "layout_version": LAYOUT_VERSION,
         "quality_layout": quality_layout(data.feature_dim),
         "platform_layout": platform_layout(data.feature_dim),
+        "stage2_layout": stage2_layout() if heads.stage2 is not None else None,
         "thresholds": {"clean": conf.clean_threshold(), "platform": conf.platform_threshold()},
         "label_counts": dict(sorted(label_counts.items())),
         "metrics": metrics,
@@ -295,7 +365,7 @@ def train(backbone_id: str | None = None, *, activate: bool = False, seed: int =
         },
     }
     folder = conf.model_dir() / version
-    save_checkpoint(folder, quality, platform, meta)
+    save_checkpoint(folder, heads, meta)
     record = register_version(version, backbone_id, folder, meta)
     out(f"Saved checkpoint {version} in {folder}")
     if activate:

@@ -59,11 +59,11 @@ def load_active_heads() -> tuple[ClassifierVersion, Heads]:
 
 
 def phase1_version() -> ClassifierVersion:
-    version, _ = ClassifierVersion.objects.get_or_create(
-        name=PHASE1_VERSION, defaults={"kind": ClassifierVersion.KIND_PHASE1, "is_active": True}
-    )
+    """Return this code's phase-1 version, making it the active phase-1 version if it is not yet."""
+    version, _ = ClassifierVersion.objects.get_or_create(name=PHASE1_VERSION, defaults={"kind": ClassifierVersion.KIND_PHASE1})
     if not version.is_active:
-        ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_PHASE1, is_active=True).update(is_active=False)
+        with transaction.atomic():
+            ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_PHASE1, is_active=True).update(is_active=False)
+            ClassifierVersion.objects.filter(pk=version.pk).update(is_active=True, activated_at=timezone.now())
         version.is_active = True
-        version.save(update_fields=["is_active"])
     return version
