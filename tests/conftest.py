@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-_HOME = Path(os.environ.get("COVERPICK_TEST_HOME") or tempfile.mkdtemp(prefix="coverpick-test-"))
-os.environ["COVERPICK_HOME"] = str(_HOME)
+# tests/pytest_env.py has already set COVERPICK_HOME; this keeps a run without it isolated too.
+if not os.environ.get("COVERPICK_TEST_HOME"):
+    os.environ["COVERPICK_TEST_HOME"] = tempfile.mkdtemp(prefix="coverpick-test-")
+    os.environ["COVERPICK_HOME"] = os.environ["COVERPICK_TEST_HOME"]
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 REPO = Path(__file__).resolve().parents[1]

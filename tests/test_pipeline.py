@@ -1,0 +1,182 @@
+"""The whole pipeline on the sample catalogue: import, train, sweep, rank, export."""
+
+import csv
+import io
+import json
+import shutil
+
+import pytest
+from django.core.management import call_command
+
+from coverpick.catalogue.importer import import_catalogue
+from coverpick.catalogue.manual import set_labels
+from coverpick.catalogue.models import ClassifierVersion, CoverImage, Game, Listing, Verdict
+from coverpick.labels import LABEL_CLASSES
+from coverpick.model.dataset import LabelLintError, lint_labels, training_rows
+from coverpick.model.sweep import sweep
+from coverpick.model.train import build_training_data
+from tests.conftest import HOSTILE_IMAGES
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+def feed_data_rows(catalogue) -> int:
+    """Count data rows in the sample's feeds independently of the readers."""
+    feeds = catalogue / "feeds"
+    total = 0
+    for path in feeds.iterdir():
+        text = path.read_text(encoding="utf-8-sig")
+        if path.suffix == ".csv":
+            total += len([line for line in text.splitlines()[1:] if line.strip()])
+        elif path.suffix == ".jsonl":
+            total += len([line for line in text.splitlines() if line.strip()])
+        elif path.suffix == ".json":
+            total += len(json.loads(text)["products"])
+        elif path.suffix == ".xml":
+            total += text.count("<item>")
+    return total
+
+
+def test_listing_count_is_feed_rows_minus_refused(trained_sample, sample_catalogue):
+    summary = trained_sample["import"]
+    assert summary.rows_read == feed_data_rows(sample_catalogue)
+    assert Listing.objects.count() == summary.rows_read - summary.rows_refused
+    assert Game.objects.count() == 254
+
+
+def test_every_listing_has_a_verdict_and_every_game_a_primary(trained_sample):
+    version = trained_sample["version"]
+    assert Verdict.objects.filter(classifier_version=version).count() == Listing.objects.count()
+    assert not Game.objects.filter(primary_listing__isnull=True).exists()
+
+
+def test_reimport_updates_without_duplicates(trained_sample, sample_catalogue):
+    counts = (Listing.objects.count(), CoverImage.objects.count(), Verdict.objects.count(), Game.objects.count())
+    summary = import_catalogue(sample_catalogue)
+    assert summary.listings_created == 0
+    assert summary.listings_updated == counts[0]
+    assert (Listing.objects.count(), CoverImage.objects.count(), Verdict.objects.count(), Game.objects.count()) == counts
+
+
+def test_resweep_replaces_rows_without_duplicates(trained_sample):
+    version = trained_sample["version"]
+    before = Verdict.objects.filter(classifier_version=version).count()
+    pending = sweep(apply=True)
+    assert pending.selected == 0
+    again = sweep(rescan_all=True, apply=True)
+    assert again.selected == Listing.objects.count()
+    assert Verdict.objects.filter(classifier_version=version).count() == before
+
+
+def test_sweep_without_apply_writes_nothing(trained_sample):
+    version = trained_sample["version"]
+    Verdict.objects.filter(classifier_version=version, listing__shop__code="quickkeys").delete()
+    before = Verdict.objects.count()
+    summary = sweep(apply=False)
+    assert summary.selected > 0
+    assert Verdict.objects.count() == before
+
+
+def test_clean_threshold_turns_clean_into_unknown(trained_sample, monkeypatch):
+    normal = sweep(rescan_all=True, apply=False)
+    assert normal.verdicts["clean"] > 0
+    monkeypatch.setenv("CLEAN_THRESHOLD", "1.0")
+    strict = sweep(rescan_all=True, apply=False)
+    assert strict.verdicts["clean"] == 0
+    assert strict.verdicts["unknown"] >= normal.verdicts["unknown"] + normal.verdicts["clean"]
+
+
+def test_platform_threshold_makes_the_head_abstain(trained_sample, monkeypatch):
+    monkeypatch.setenv("PLATFORM_THRESHOLD", "0.0")
+    lenient = sweep(rescan_all=True, apply=False)
+    assert lenient.platforms["unknown"] == 0
+    monkeypatch.setenv("PLATFORM_THRESHOLD", "0.999")
+    strict = sweep(rescan_all=True, apply=False)
+    assert strict.platforms["unknown"] > lenient.platforms["unknown"]
+
+
+def test_stored_verdicts_use_class_names_verbatim(trained_sample):
+    version = trained_sample["version"]
+    names = set(Verdict.objects.filter(classifier_version=version).values_list("quality", flat=True))
+    assert names <= set(LABEL_CLASSES) | {"unknown"}
+    for probs in Verdict.objects.filter(classifier_version=version).values_list("quality_probs", flat=True)[:20]:
+        assert list(probs) == list(LABEL_CLASSES)
+
+
+def test_relabel_then_retrain_uses_the_new_label(trained_sample):
+    listing = Listing.objects.filter(verdicts__source=Verdict.SOURCE_MANUAL_TRAIN, verdicts__labels=["clean"]).first()
+    set_labels(listing, ["placeholder"])
+    rows = {row.listing_id: row.labels for row in training_rows()}
+    assert rows[listing.pk] == ["placeholder"]
+    data = build_training_data(trained_sample["version"].backbone)
+    position = list(data.catalogue.listing_ids).index(listing.pk)
+    row = list(data.rows).index(position)
+    assert data.targets[row, LABEL_CLASSES.index("placeholder")] == 1.0
+    assert data.targets[row, LABEL_CLASSES.index("clean")] == 0.0
+
+
+def test_label_lint_names_unknown_classes(trained_sample):
+    listing = Listing.objects.first()
+    Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).delete()
+    Verdict.objects.create(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN, labels=["holographic"], quality="holographic")
+    with pytest.raises(LabelLintError) as caught:
+        lint_labels()
+    assert "'holographic' (1 rows)" in str(caught.value)
+    with pytest.raises(Exception) as command_error:
+        call_command("train")
+    assert "holographic" in str(command_error.value)
+
+
+def test_export_verdicts_has_one_object_per_listing(trained_sample):
+    out = io.StringIO()
+    call_command("export", "verdicts", stdout=out, stderr=io.StringIO())
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(records) == Listing.objects.count()
+    keys = {"shop", "product_id", "game", "platform_declared", "quality", "quality_probs", "platform",
+            "platform_probs", "classifier_version", "tier", "error"}
+    assert keys <= set(records[0])
+    assert {r["classifier_version"] for r in records} == {trained_sample["version"].name}
+
+
+def test_export_primaries_has_one_object_per_game(trained_sample):
+    out = io.StringIO()
+    call_command("export", "primaries", stdout=out, stderr=io.StringIO())
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(records) == Game.objects.count()
+    assert set(records[0]) == {"game", "shop", "product_id", "tier"}
+
+
+def test_hostile_images_get_a_verdict_or_a_worded_error(trained_sample, tmp_path):
+    catalogue = tmp_path / "hostile"
+    (catalogue / "feeds").mkdir(parents=True)
+    (catalogue / "images").mkdir()
+    names = sorted(p.name for p in HOSTILE_IMAGES.iterdir() if p.name != "INDEX.tsv")
+    assert len(names) >= 30
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["aw_product_id", "product_name", "merchant_category", "platform", "edition", "search_price",
+                     "currency", "merchant_image_url", "ean", "in_stock", "deep_link"])
+    for number, name in enumerate(names):
+        shutil.copy(HOSTILE_IMAGES / name, catalogue / "images" / name)
+        writer.writerow([f"H{number}", f"Hostile Test Game {number}", "Video Games > PS4", "PS4", "Standard", "9.99",
+                         "GBP", f"images/{name}", "", "1", f"https://shop.example/p/{number}"])
+    (catalogue / "feeds" / "hostileshop.csv").write_text(buffer.getvalue())
+    summary = import_catalogue(catalogue)
+    assert summary.rows_refused == 0
+    result = sweep(apply=True)
+    version = trained_sample["version"]
+    for listing in Listing.objects.filter(shop__code="hostileshop").select_related("cover"):
+        verdict = Verdict.objects.get(listing=listing, classifier_version=version)
+        if verdict.quality is None:
+            assert verdict.error, listing.image_ref
+            assert len(verdict.error.split()) >= 3, verdict.error
+        else:
+            assert verdict.quality in set(LABEL_CLASSES) | {"unknown"}
+    assert result.errors >= 6
+    assert result.errors == Verdict.objects.filter(
+        classifier_version=version, listing__shop__code="hostileshop", quality__isnull=True
+    ).count()
+
+
+def test_active_version_is_unique(trained_sample):
+    assert ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).count() == 1
