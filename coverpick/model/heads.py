@@ -57,10 +57,12 @@ class MLP:
     def logits(self, x: np.ndarray) -> np.ndarray:
         z = (np.asarray(x, dtype=np.float32) - self.mean) / self.std
         hidden = np.maximum(z @ self.w1.T + self.b1, 0.0)
-        return (hidden @ self.w2.T + self.b2) / self.temperature
+        return hidden @ self.w2.T + self.b2
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return softmax(self.logits(x))
+    def probabilities(self, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Softmax of the logits, divided by the fitted temperature unless ``calibrated`` is false."""
+        logits = self.logits(x)
+        return softmax(logits / self.temperature if calibrated else logits)
 
 
 HEAD_NAMES = ("quality", "platform", "stage2")
@@ -85,12 +87,16 @@ class HeadSet:
         prototypes = game_prototypes(features, game_ids, edition_ids)
         picked_families = [families[i] for i in rows]
         x_quality = quality_inputs(features[rows], picked_families, prototypes[rows], stats[rows])
-        quality = self.quality.probabilities(x_quality)
+        # The second stage was trained on uncalibrated first-stage outputs, so
+        # it reads those; temperatures apply to what is returned.
+        quality_raw = self.quality.probabilities(x_quality, calibrated=self.stage2 is None)
+        platform_raw = self.platform.probabilities(features[rows], calibrated=False)
         platform = self.platform.probabilities(features[rows])
-        if self.stage2 is not None:
-            comparisons = comparison_features(features, game_ids, edition_ids)[rows]
-            quality = self.stage2.probabilities(stage2_inputs(quality, platform, picked_families, comparisons, stats[rows]))
-        return quality, platform
+        if self.stage2 is None:
+            return quality_raw, platform
+        comparisons = comparison_features(features, game_ids, edition_ids)[rows]
+        x_stage2 = stage2_inputs(quality_raw, platform_raw, picked_families, comparisons, stats[rows])
+        return self.stage2.probabilities(x_stage2), platform
 
     def arrays(self) -> dict[str, np.ndarray]:
         result = {}

@@ -67,3 +67,28 @@ def phase1_version() -> ClassifierVersion:
             ClassifierVersion.objects.filter(pk=version.pk).update(is_active=True, activated_at=timezone.now())
         version.is_active = True
     return version
+
+
+def derive_version(base: ClassifierVersion, suffix: str, meta_changes: dict) -> ClassifierVersion:
+    """Copy a checkpoint folder under a new version name with changed metadata, and register it.
+
+    Checkpoints are never edited in place, so a verdict row always names the
+    exact weights and thresholds that produced it.
+    """
+    import json
+    import shutil
+
+    from coverpick.model.heads import META_FILE
+
+    source = conf.model_dir() / base.checkpoint
+    name = f"{base.name}-{suffix}-{timezone.now():%H%M%S}"
+    target = conf.model_dir() / name
+    partial = conf.model_dir() / f"{name}.partial"
+    shutil.copytree(source, partial)
+    meta = json.loads((partial / META_FILE).read_text())
+    meta.update(meta_changes)
+    meta["version"] = name
+    meta["derived_from"] = base.name
+    (partial / META_FILE).write_text(json.dumps(meta, indent=2))
+    partial.rename(target)
+    return register_version(name, base.backbone, target, meta)

@@ -1,0 +1,46 @@
+"""coverpick audit-labels: rank human labels by how likely they are to be wrong."""
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = (
+        "Rank labelled covers by how likely their labels are wrong, from out-of-fold predictions and "
+        "cleanlab's multi-label label quality, and write JSONL (most suspect first) plus a summary."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--out", type=Path, default=None, help="JSONL file to write (default: COVERPICK_HOME/audit/suspects.jsonl)")
+        parser.add_argument("--folds", type=int, default=5, help="Folds grouped by game (default: 5)")
+        parser.add_argument("--seed", type=int, default=0, help="Seed for folds and initialisation (default: 0)")
+        parser.add_argument("--top", type=int, default=15, help="Suspects listed in the summary (default: 15)")
+
+    def handle(self, out, folds, seed, top, **options):
+        from coverpick import conf
+        from coverpick.model.audit import audit_labels
+        from coverpick.model.calibration import out_of_fold
+        from coverpick.model.train import TrainingError, build_training_data
+
+        out = out or conf.home() / "audit" / "suspects.jsonl"
+        try:
+            data = build_training_data(conf.backbone_id())
+        except TrainingError as exc:
+            raise CommandError(str(exc)) from exc
+        oof = out_of_fold(data, folds=folds, seed=seed, progress=self.stdout.write)
+        suspects = audit_labels(data, oof.quality)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as handle:
+            for suspect in suspects:
+                handle.write(json.dumps(suspect.record(), ensure_ascii=False) + "\n")
+        contradicting = sum(1 for s in suspects if s.contradicts_classifier)
+        self.stdout.write(f"Audited {len(suspects)} labelled covers; wrote {out}")
+        self.stdout.write(f"Manual labels contradicting a confident classifier verdict: {contradicting}")
+        self.stdout.write(f"Most suspect {min(top, len(suspects))}:")
+        for suspect in suspects[:top]:
+            self.stdout.write(
+                f"  {suspect.score:.3f}  {suspect.shop} {suspect.product_id}: labelled {'+'.join(suspect.labels)}, "
+                f"model suggests {'+'.join(suspect.suggested)}"
+            )
