@@ -1,0 +1,150 @@
+"""The labelling queue: which covers staff should label next, and in what order.
+
+A listing is queued when it has a usable cover, carries no manual-train label
+yet, and the active heads version has a quality verdict for it. The queue has
+three tiers, served in order:
+
+- A: the active verdict is ``unknown`` (the head was not confident enough);
+- B: the active verdict is a class with fewer than ``RARE_CLASS_LIMIT``
+  manual-train labels, counted live on every call;
+- C: a boundary case among the look-alike classes in ``BOUNDARY_CLASSES``,
+  where both of the two most probable classes are in that set and their
+  probabilities differ by less than ``BOUNDARY_GAP``.
+
+Covers predicted as a well-supported class that are not boundary cases are
+not queued. Within a tier the least confident verdict comes first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef
+
+from coverpick.catalogue.models import ClassifierVersion, Verdict
+from coverpick.labels import LABEL_CLASSES, UNKNOWN
+
+RARE_CLASS_LIMIT = 100
+BOUNDARY_CLASSES = frozenset({"3d_render", "deluxe_bundle", "margins"})
+BOUNDARY_GAP = 0.2
+
+TIER_UNKNOWN = "A"
+TIER_RARE = "B"
+TIER_BOUNDARY = "C"
+TIER_ORDER = (TIER_UNKNOWN, TIER_RARE, TIER_BOUNDARY)
+TIER_DESCRIPTIONS = {
+    TIER_UNKNOWN: "the model's verdict is unknown",
+    TIER_RARE: f"predicted class has fewer than {RARE_CLASS_LIMIT} manual labels",
+    TIER_BOUNDARY: "close call between 3d_render, deluxe_bundle and margins",
+}
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    listing_id: int
+    tier: str
+    verdict: str
+    confidence: float | None
+
+
+def manual_label_counts() -> Counter[str]:
+    """Count the manual-train rows that contain each class.
+
+    Counted in Python because SQLite cannot query inside a JSON list. One
+    pass reads only the ``labels`` column of manual-train rows.
+    """
+    counts: Counter[str] = Counter({name: 0 for name in LABEL_CLASSES})
+    rows = Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("labels", flat=True)
+    for labels in rows.iterator(chunk_size=2000):
+        counts.update(set(labels or ()))
+    return counts
+
+
+def rare_classes(counts: Counter[str], limit: int = RARE_CLASS_LIMIT) -> frozenset[str]:
+    return frozenset(name for name in LABEL_CLASSES if counts[name] < limit)
+
+
+def top_two_gap(probs: dict[str, float] | None) -> tuple[str, str, float] | None:
+    """Return the two most probable classes and the difference of their probabilities."""
+    if not probs or len(probs) < 2:
+        return None
+    first, second = sorted(probs.items(), key=lambda item: item[1], reverse=True)[:2]
+    return first[0], second[0], first[1] - second[1]
+
+
+def is_boundary_case(probs: dict[str, float] | None, gap: float = BOUNDARY_GAP) -> bool:
+    top = top_two_gap(probs)
+    if top is None:
+        return False
+    first, second, difference = top
+    return first in BOUNDARY_CLASSES and second in BOUNDARY_CLASSES and difference < gap
+
+
+def unlabelled_active_verdicts(version: ClassifierVersion, exclude_listing_ids: Collection[int] = ()):
+    """Return the version's verdicts on usable covers whose listing has no manual-train label."""
+    labelled = Verdict.objects.filter(listing=OuterRef("listing_id"), source=Verdict.SOURCE_MANUAL_TRAIN)
+    verdicts = (
+        Verdict.objects.filter(
+            classifier_version=version,
+            quality__isnull=False,
+            listing__cover__isnull=False,
+            listing__cover__decode_error__isnull=True,
+        )
+        .exclude(Exists(labelled))
+    )
+    if exclude_listing_ids:
+        verdicts = verdicts.exclude(listing_id__in=list(exclude_listing_ids))
+    return verdicts
+
+
+def build_queue(
+    skipped: Iterable[int] = (),
+    *,
+    rare_limit: int = RARE_CLASS_LIMIT,
+    gap: float = BOUNDARY_GAP,
+    version: ClassifierVersion | None = None,
+) -> list[QueueItem]:
+    """Return the whole queue in serving order, leaving out the listing ids in ``skipped``.
+
+    ``version`` defaults to the active heads version. With none active, the
+    queue is empty.
+    """
+    if version is None:
+        version = ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).first()
+    if version is None:
+        return []
+    rare = rare_classes(manual_label_counts(), rare_limit)
+    verdicts = unlabelled_active_verdicts(version, set(skipped))
+
+    items: list[QueueItem] = []
+    boundary_candidates: list[int] = []
+    rows = verdicts.values_list("pk", "listing_id", "quality", "quality_confidence")
+    for verdict_id, listing_id, quality, confidence in rows.iterator(chunk_size=2000):
+        if quality == UNKNOWN:
+            items.append(QueueItem(listing_id, TIER_UNKNOWN, quality, confidence))
+        elif quality in rare:
+            items.append(QueueItem(listing_id, TIER_RARE, quality, confidence))
+        elif quality in BOUNDARY_CLASSES:
+            boundary_candidates.append(verdict_id)
+
+    # Only the few rows predicted as a boundary class need their probabilities.
+    if boundary_candidates:
+        probs_rows = Verdict.objects.filter(pk__in=boundary_candidates).values_list(
+            "listing_id", "quality", "quality_confidence", "quality_probs"
+        )
+        for listing_id, quality, confidence, probs in probs_rows:
+            if is_boundary_case(probs, gap):
+                items.append(QueueItem(listing_id, TIER_BOUNDARY, quality, confidence))
+
+    # A missing confidence sorts first, because nothing is known about that verdict.
+    items.sort(key=lambda item: (TIER_ORDER.index(item.tier), item.confidence or 0.0, item.listing_id))
+    return items
+
+
+def queue_counts(items: Iterable[QueueItem]) -> dict[str, int]:
+    counts = {tier: 0 for tier in TIER_ORDER}
+    for item in items:
+        counts[item.tier] += 1
+    return counts

@@ -1,0 +1,194 @@
+from collections import Counter
+
+import pytest
+
+from coverpick.catalogue.manual import record_review, set_labels
+from coverpick.catalogue.models import Verdict
+from coverpick.web.queue import (
+    TIER_BOUNDARY,
+    TIER_RARE,
+    TIER_UNKNOWN,
+    build_queue,
+    is_boundary_case,
+    manual_label_counts,
+    queue_counts,
+    rare_classes,
+)
+from tests.factories import heads_version, make_game, make_listing, predict
+
+pytestmark = pytest.mark.django_db
+
+
+def probs(**values):
+    """Build a probability dict over some classes, leaving the other classes out."""
+    return dict(values)
+
+
+def add_verdict(edition, version, quality, confidence, quality_probs=None):
+    listing = make_listing(edition)
+    verdict = predict(listing, version, quality, confidence=confidence)
+    if quality_probs is not None:
+        verdict.quality_probs = quality_probs
+        verdict.save(update_fields=["quality_probs"])
+    return listing
+
+
+def label_many(edition, labels, count):
+    for _ in range(count):
+        set_labels(make_listing(edition), labels)
+
+
+@pytest.fixture
+def setting():
+    game, (edition,) = make_game()
+    return edition, heads_version()
+
+
+def test_manual_label_counts_count_rows_per_class(setting):
+    edition, _ = setting
+    label_many(edition, ["clean", "gkc"], 3)
+    label_many(edition, ["margins"], 2)
+    counts = manual_label_counts()
+    assert counts["clean"] == 3
+    assert counts["gkc"] == 3
+    assert counts["margins"] == 2
+    assert counts["wrong_game"] == 0
+
+
+def test_manual_label_counts_ignore_classifier_and_pins(setting):
+    edition, version = setting
+    predict(make_listing(edition), version, "margins")
+    counts = manual_label_counts()
+    assert counts["margins"] == 0
+
+
+def test_rare_classes_uses_strict_limit():
+    rare = rare_classes(Counter({"clean": 100, "margins": 99}), limit=100)
+    assert "clean" not in rare
+    assert "margins" in rare
+
+
+def test_queue_order_unknown_then_rare_then_boundary(setting):
+    edition, version = setting
+    # "clean" becomes well supported, so a clean prediction is neither rare nor queued.
+    label_many(edition, ["clean"], 3)
+    label_many(edition, ["3d_render"], 3)
+    boundary = add_verdict(edition, version, "3d_render", 0.45, probs(**{"3d_render": 0.45, "margins": 0.40, "clean": 0.15}))
+    rare = add_verdict(edition, version, "wrong_game", 0.95)
+    unknown_sure = add_verdict(edition, version, "unknown", 0.30)
+    unknown_unsure = add_verdict(edition, version, "unknown", 0.20)
+    add_verdict(edition, version, "clean", 0.40)
+
+    queue = build_queue(rare_limit=3)
+
+    assert [item.listing_id for item in queue] == [unknown_unsure.pk, unknown_sure.pk, rare.pk, boundary.pk]
+    assert [item.tier for item in queue] == [TIER_UNKNOWN, TIER_UNKNOWN, TIER_RARE, TIER_BOUNDARY]
+
+
+def test_rare_tier_least_confident_first(setting):
+    edition, version = setting
+    confident = add_verdict(edition, version, "placeholder", 0.9)
+    unsure = add_verdict(edition, version, "contents", 0.5)
+    queue = build_queue()
+    assert [item.listing_id for item in queue] == [unsure.pk, confident.pk]
+
+
+def test_rare_count_is_live_per_call(setting):
+    edition, version = setting
+    listing = add_verdict(edition, version, "margins", 0.8)
+    assert [item.tier for item in build_queue(rare_limit=2)] == [TIER_RARE]
+
+    label_many(edition, ["margins"], 2)
+
+    # Now margins has 2 labels, which is not below the limit, and the cover is no boundary case.
+    assert [item.listing_id for item in build_queue(rare_limit=2)] == []
+    assert [item.listing_id for item in build_queue(rare_limit=3)] == [listing.pk]
+
+
+def test_well_supported_class_not_served(setting):
+    edition, version = setting
+    label_many(edition, ["clean"], 2)
+    add_verdict(edition, version, "clean", 0.5)
+    assert build_queue(rare_limit=2) == []
+
+
+def test_labelled_listing_not_queued(setting):
+    edition, version = setting
+    listing = add_verdict(edition, version, "unknown", 0.2)
+    set_labels(listing, ["clean"])
+    assert build_queue() == []
+
+
+def test_review_does_not_remove_from_queue(setting):
+    edition, version = setting
+    listing = add_verdict(edition, version, "unknown", 0.2)
+    record_review(listing, "clean", confirmed=False)
+    assert [item.listing_id for item in build_queue()] == [listing.pk]
+
+
+def test_skipped_listings_left_out(setting):
+    edition, version = setting
+    first = add_verdict(edition, version, "unknown", 0.1)
+    second = add_verdict(edition, version, "unknown", 0.2)
+    queue = build_queue(skipped=[first.pk])
+    assert [item.listing_id for item in queue] == [second.pk]
+
+
+def test_only_active_version_counts(setting):
+    edition, version = setting
+    old = heads_version("heads-old", active=False)
+    listing = make_listing(edition)
+    predict(listing, old, "unknown", confidence=0.1)
+    assert build_queue() == []
+    predict(listing, version, "wrong_console", confidence=0.7)
+    assert [(item.listing_id, item.verdict) for item in build_queue()] == [(listing.pk, "wrong_console")]
+
+
+def test_no_active_version_gives_empty_queue():
+    game, (edition,) = make_game()
+    predict(make_listing(edition), heads_version("heads-idle", active=False), "unknown", confidence=0.1)
+    assert build_queue() == []
+
+
+def test_unusable_cover_not_queued(setting):
+    edition, version = setting
+    broken = make_listing(edition, decode_error="image is truncated")
+    Verdict.objects.create(
+        listing=broken, source=Verdict.SOURCE_CLASSIFIER, classifier_version=version, quality="unknown", quality_confidence=0.1
+    )
+    assert build_queue() == []
+
+
+def test_verdict_without_quality_not_queued(setting):
+    edition, version = setting
+    predict(make_listing(edition), version, None)
+    assert build_queue() == []
+
+
+def test_boundary_needs_both_top_classes_in_set(setting):
+    edition, version = setting
+    label_many(edition, ["margins"], 1)
+    label_many(edition, ["deluxe_bundle"], 1)
+    close_pair = add_verdict(
+        edition, version, "margins", 0.41, probs(margins=0.41, deluxe_bundle=0.39, clean=0.2)
+    )
+    add_verdict(edition, version, "margins", 0.41, probs(margins=0.41, clean=0.39, deluxe_bundle=0.2))
+    add_verdict(edition, version, "margins", 0.70, probs(margins=0.70, deluxe_bundle=0.30))
+    queue = build_queue(rare_limit=1)
+    assert [item.listing_id for item in queue] == [close_pair.pk]
+    assert queue_counts(queue) == {TIER_UNKNOWN: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"3d_render": 0.5, "deluxe_bundle": 0.35, "clean": 0.15}, True),
+        ({"3d_render": 0.65, "deluxe_bundle": 0.35}, False),
+        ({"3d_render": 0.45, "clean": 0.40, "margins": 0.15}, False),
+        ({"clean": 0.45, "margins": 0.40}, False),
+        ({"margins": 0.5}, False),
+        (None, False),
+    ],
+)
+def test_is_boundary_case(values, expected):
+    assert is_boundary_case(values) is expected
