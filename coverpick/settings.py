@@ -85,6 +85,8 @@ LOGIN_REDIRECT_URL = "/"
 STATIC_URL = "/static/"
 STATIC_ROOT = str(conf.home() / "static")
 MEDIA_URL = "/media/"
+# A folder cache that every gunicorn worker shares, so per-user counters (the login limit) hold across workers.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(conf.home() / "cache")}}
 
 USE_TZ = True
 TIME_ZONE = "UTC"
