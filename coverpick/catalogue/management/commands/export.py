@@ -1,7 +1,5 @@
 """coverpick export verdicts|primaries [--out FILE]."""
 
-import sys
-
 from django.core.management.base import BaseCommand
 
 from coverpick.exports import primary_records, verdict_records, write_jsonl
@@ -17,7 +15,7 @@ class Command(BaseCommand):
     def handle(self, what, out, **options):
         records = verdict_records() if what == "verdicts" else primary_records()
         if out == "-":
-            count = write_jsonl(records, sys.stdout)
+            count = write_jsonl(records, self.stdout)
         else:
             with open(out, "w", encoding="utf-8") as handle:
                 count = write_jsonl(records, handle)

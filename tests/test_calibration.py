@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from coverpick.labels import LABEL_CLASSES
+from coverpick.model.audit import suspicion_scores
+from coverpick.model.calibration import apply_temperature, fit_temperature, log_loss, reliability_table, threshold_for_precision
+from coverpick.model.heads import softmax
+
+
+def overconfident_sample(rows: int, seed: int):
+    """Probabilities from logits scaled three times too sharp, with targets drawn from the true ones."""
+    rng = np.random.default_rng(seed)
+    true_logits = rng.normal(size=(rows, 5)) * 1.5
+    true_probs = softmax(true_logits)
+    labels = np.array([rng.choice(5, p=p) for p in true_probs])
+    return softmax(true_logits * 3.0), np.eye(5)[labels]
+
+
+def test_temperature_lowers_held_out_log_loss():
+    fit_probs, fit_targets = overconfident_sample(2000, seed=1)
+    test_probs, test_targets = overconfident_sample(2000, seed=2)
+    temperature = fit_temperature(fit_probs, fit_targets)
+    assert 2.0 < temperature < 4.5
+    assert log_loss(apply_temperature(test_probs, temperature), test_targets) < log_loss(test_probs, test_targets) - 0.05
+
+
+def test_temperature_near_one_for_calibrated_probabilities():
+    rng = np.random.default_rng(3)
+    probs = softmax(rng.normal(size=(4000, 4)))
+    targets = np.eye(4)[[rng.choice(4, p=p) for p in probs]]
+    assert fit_temperature(probs, targets) == pytest.approx(1.0, abs=0.15)
+
+
+def test_threshold_reaches_the_precision_or_rejects_everything():
+    scores = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.5])
+    positive = np.array([1, 1, 1, 0, 1, 0], dtype=bool)
+    assert threshold_for_precision(scores, positive, 0.99, 0.0) == pytest.approx(0.8)
+    assert threshold_for_precision(scores, positive, 0.75, 0.0) == pytest.approx(0.6)
+    assert threshold_for_precision(scores, np.zeros(6, dtype=bool), 0.5, 0.0) == 1.0
+
+
+def test_reliability_table_bins_count_every_row():
+    probs = softmax(np.random.default_rng(4).normal(size=(500, 3)) * 2)
+    correct = np.random.default_rng(5).random(500) < 0.5
+    table = reliability_table(probs, correct)
+    assert sum(row["rows"] for row in table) == 500
+
+
+def test_audit_scores_a_class_with_a_single_example():
+    rng = np.random.default_rng(6)
+    label_sets = [["clean"]] * 30 + [["margins"]] * 10 + [["ciab"]]
+    probs = softmax(rng.normal(size=(len(label_sets), len(LABEL_CLASSES))))
+    scores = suspicion_scores(label_sets, probs)
+    assert scores.shape == (len(label_sets),)
+    assert np.isfinite(scores).all()
+
+
+def test_audit_scores_one_class_only():
+    probs = softmax(np.zeros((3, len(LABEL_CLASSES))))
+    scores = suspicion_scores([["clean"]] * 3, probs)
+    assert np.isfinite(scores).all()
+
+
+def test_audit_puts_an_obvious_mistake_first():
+    clean, contents = LABEL_CLASSES.index("clean"), LABEL_CLASSES.index("contents")
+    probs = np.full((20, len(LABEL_CLASSES)), 0.01)
+    probs[:10, clean] = 0.9
+    probs[10:, contents] = 0.9
+    label_sets = [["clean"]] * 10 + [["contents"]] * 10
+    label_sets[3] = ["contents"]
+    scores = suspicion_scores(label_sets, probs / probs.sum(axis=1, keepdims=True))
+    assert int(np.argmax(scores)) == 3
