@@ -1,8 +1,13 @@
-"""Feature extraction on ONNX Runtime, and the feature cache keyed by image content and backbone.
+"""Feature extraction on ONNX Runtime, and the feature cache keyed by image content, backbone and precision.
 
 This is the inference path: numpy, Pillow and ONNX Runtime only. When the
 backbone has no ONNX export yet, it is exported once in a child process, so the
-calling process never imports torch.
+calling process never imports torch. The INT8 model is made the same way, by
+``coverpick.vision.quantize`` in a child process.
+
+COVERPICK_BACKBONE_PRECISION selects the model: ``fp32`` (the default) or
+``int8``. Features of the two precisions go to separate cache folders, so they
+never mix.
 """
 
 from __future__ import annotations
@@ -21,15 +26,35 @@ from coverpick import conf
 logger = logging.getLogger(__name__)
 
 
+PRECISIONS = ("fp32", "int8")
+DEFAULT_PRECISION = "fp32"
+
+
 class BackboneExportError(RuntimeError):
     """The ONNX export of a backbone is missing, corrupt or could not be made."""
 
 
-def onnx_path(backbone_id: str) -> Path:
-    return conf.model_dir() / "backbones" / f"{backbone_id}.onnx"
+def backbone_precision() -> str:
+    """Return the configured backbone precision, COVERPICK_BACKBONE_PRECISION: fp32 (default) or int8."""
+    value = os.environ.get("COVERPICK_BACKBONE_PRECISION", "").strip().lower() or DEFAULT_PRECISION
+    if value not in PRECISIONS:
+        raise ValueError(
+            f"COVERPICK_BACKBONE_PRECISION={value!r} is invalid; valid values are {', '.join(PRECISIONS)}."
+        )
+    return value
 
 
-def _sha256(path: Path) -> str:
+def cache_key(backbone_id: str, precision: str) -> str:
+    """Return the feature cache folder name: the backbone id, with a suffix for any precision but fp32."""
+    return backbone_id if precision == "fp32" else f"{backbone_id}-{precision}"
+
+
+def onnx_path(backbone_id: str, precision: str = "fp32") -> Path:
+    name = f"{backbone_id}.onnx" if precision == "fp32" else f"{backbone_id}.{precision}.onnx"
+    return conf.model_dir() / "backbones" / name
+
+
+def file_sha256(path: Path) -> str:
     import hashlib
 
     digest = hashlib.sha256()
@@ -39,32 +64,79 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ensure_onnx(backbone_id: str) -> Path:
-    """Return the verified ONNX export of the backbone, exporting it in a child process if missing."""
-    path = onnx_path(backbone_id)
+def ensure_onnx(backbone_id: str, precision: str | None = None) -> Path:
+    """Return the verified ONNX model of the backbone at the given (default: configured) precision.
+
+    A missing fp32 export is made in a child process. A missing INT8 model is
+    quantized from the fp32 export in a child process, calibrated on covers of
+    the image store.
+    """
+    precision = precision or backbone_precision()
+    if precision not in PRECISIONS:
+        raise ValueError(f"Backbone precision {precision!r} is invalid; valid values are {', '.join(PRECISIONS)}.")
+    path = onnx_path(backbone_id, precision)
     meta_path = path.with_suffix(".json")
     if not path.is_file() or not meta_path.is_file():
-        logger.info("No ONNX export of backbone %s yet; exporting it to %s", backbone_id, path)
-        result = subprocess.run(
-            [sys.executable, "-m", "coverpick.vision.export", backbone_id, str(path)],
-            capture_output=True,
-            text=True,
-            env={**os.environ},
-        )
-        if result.returncode != 0:
-            raise BackboneExportError(
-                f"Exporting backbone {backbone_id!r} to ONNX failed: {result.stderr.strip()[-2000:]} "
-                "Install the training extras (pip install 'coverpick[train]') on this machine once, "
-                "or copy a model folder that already holds the export."
-            )
+        if precision == "fp32":
+            _export_fp32(backbone_id, path)
+        else:
+            ensure_onnx(backbone_id, "fp32")
+            _quantize_int8(backbone_id, path)
     meta = json.loads(meta_path.read_text())
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if meta.get("sha256") != actual:
         raise BackboneExportError(
             f"ONNX export {path} fails its checksum (expected {meta.get('sha256')}, found {actual}). "
-            "Delete the file and its .json to export it again."
+            "Delete the file and its .json to make it again."
         )
+    if precision != "fp32":
+        _check_quantized_source(backbone_id, path, meta)
     return path
+
+
+def _check_quantized_source(backbone_id: str, path: Path, meta: dict) -> None:
+    """Raise when the INT8 model was quantized from another fp32 export than the one now on disk."""
+    source_meta = onnx_path(backbone_id, "fp32").with_suffix(".json")
+    if not source_meta.is_file():
+        return
+    current = json.loads(source_meta.read_text()).get("sha256")
+    if meta.get("source_sha256") != current:
+        raise BackboneExportError(
+            f"{path} was quantized from another fp32 export (sha256 {meta.get('source_sha256')}, now {current}). "
+            "Delete it and its .json to quantize it again."
+        )
+
+
+def _export_fp32(backbone_id: str, path: Path) -> None:
+    logger.info("No ONNX export of backbone %s yet; exporting it to %s", backbone_id, path)
+    result = subprocess.run(
+        [sys.executable, "-m", "coverpick.vision.export", backbone_id, str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    if result.returncode != 0:
+        raise BackboneExportError(
+            f"Exporting backbone {backbone_id!r} to ONNX failed: {result.stderr.strip()[-2000:]} "
+            "Install the training extras (pip install 'coverpick[train]') on this machine once, "
+            "or copy a model folder that already holds the export."
+        )
+
+
+def _quantize_int8(backbone_id: str, path: Path) -> None:
+    logger.info("No INT8 model of backbone %s yet; quantizing it to %s", backbone_id, path)
+    result = subprocess.run(
+        [sys.executable, "-m", "coverpick.vision.quantize", backbone_id],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    if result.returncode != 0:
+        raise BackboneExportError(
+            f"Quantizing backbone {backbone_id!r} to INT8 failed: {result.stderr.strip()[-2000:]} "
+            "Quantization needs the onnx package (pip install 'coverpick[train]') and covers in the image store; "
+            "or set COVERPICK_BACKBONE_PRECISION=fp32."
+        )
 
 
 def intra_op_threads() -> int:
@@ -77,13 +149,16 @@ def intra_op_threads() -> int:
 
 
 class FeatureExtractor:
-    """Run the exported backbone on batches of preprocessed covers."""
+    """Run the exported backbone on batches of preprocessed covers, at the configured precision unless given one."""
 
-    def __init__(self, backbone_id: str, model_file: Path | None = None, threads: int | None = None):
+    def __init__(
+        self, backbone_id: str, model_file: Path | None = None, threads: int | None = None, precision: str | None = None
+    ):
         import onnxruntime as ort
 
         self.backbone_id = backbone_id
-        self.model_file = model_file or ensure_onnx(backbone_id)
+        self.precision = precision or backbone_precision()
+        self.model_file = model_file or ensure_onnx(backbone_id, self.precision)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or intra_op_threads()
         options.inter_op_num_threads = 1
@@ -98,15 +173,18 @@ class FeatureExtractor:
 
 
 class FeatureCache:
-    """Feature vectors on disk, one .npy file per (image SHA-256, backbone id).
+    """Feature vectors on disk, one .npy file per (image SHA-256, backbone id, precision).
 
     Only content-derived values live here, never labels, so relabelling a cover
-    can never train on a stale target.
+    can never train on a stale target. The precision defaults to the configured
+    one, as in FeatureExtractor, so callers that pass neither read the features
+    the extractor wrote.
     """
 
-    def __init__(self, backbone_id: str, root: Path | None = None):
+    def __init__(self, backbone_id: str, root: Path | None = None, precision: str | None = None):
         self.backbone_id = backbone_id
-        self.root = (root or conf.feature_cache_dir()) / backbone_id
+        self.precision = precision or backbone_precision()
+        self.root = (root or conf.feature_cache_dir()) / cache_key(backbone_id, self.precision)
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / f"{sha256}.npy"
