@@ -1,0 +1,128 @@
+"""`coverpick tick` with nothing to do: exit 0 without importing Django, numpy, ONNX Runtime or torch.
+
+Each case runs in a child process, because this test process has already
+imported all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY_PACKAGES = ("django", "numpy", "onnxruntime", "torch")
+
+SETUP = """
+import os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coverpick.settings")
+import django
+django.setup()
+from django.core.management import call_command
+from coverpick.catalogue.models import ClassifierVersion, Edition, Game, Listing, Shop, Verdict
+call_command("migrate", verbosity=0)
+shop = Shop.objects.create(code="shop-a", name="Shop A")
+game = Game.objects.create(key="tickgame", title="Tick Game")
+edition = Edition.objects.create(game=game, platform="ps4", family="sony")
+version = ClassifierVersion.objects.create(name="heads-tick", kind="heads", is_active=True)
+for number in range(int(sys.argv[1]) + int(sys.argv[2])):
+    listing = Listing.objects.create(
+        shop=shop, product_id=str(number), edition=edition, title="Tick Game", platform_raw="PS4", platform_family="sony"
+    )
+    if number < int(sys.argv[1]):
+        Verdict.objects.create(listing=listing, source="classifier", classifier_version=version, quality="clean")
+"""
+
+PROBE = """
+import json, sys
+from coverpick.cli import main
+code = main(["tick"])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def child_env(home: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    env["COVERPICK_HOME"] = str(home)
+    return env
+
+
+def make_home(tmp_path: Path, swept: int, pending: int) -> Path:
+    """Create a migrated SQLite catalogue with active heads, ``swept`` listings with a verdict and ``pending`` without."""
+    result = subprocess.run(
+        [sys.executable, "-c", SETUP, str(swept), str(pending)],
+        env=child_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+def run_probe(home: Path) -> tuple[dict, str]:
+    result = subprocess.run([sys.executable, "-c", PROBE], env=child_env(home), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    return json.loads(lines[-1]), "\n".join(lines[:-1])
+
+
+def heavy_modules(modules: list[str]) -> list[str]:
+    return [name for name in modules if name.split(".")[0] in HEAVY_PACKAGES]
+
+
+@pytest.fixture(scope="module")
+def idle_home(tmp_path_factory) -> Path:
+    return make_home(tmp_path_factory.mktemp("tick-idle"), swept=3, pending=0)
+
+
+def test_idle_tick_imports_nothing_heavy(idle_home):
+    probe, output = run_probe(idle_home)
+    assert probe["code"] == 0
+    assert output.startswith("No pending listings")
+    assert heavy_modules(probe["modules"]) == []
+
+
+def test_tick_without_database(tmp_path):
+    probe, output = run_probe(tmp_path)
+    assert probe["code"] == 0
+    assert output.startswith("No pending listings")
+    assert heavy_modules(probe["modules"]) == []
+    assert not (tmp_path / "coverpick.sqlite3").exists()
+
+
+def test_idle_tick_console_script(idle_home):
+    script = Path(sys.executable).with_name("coverpick")
+    if not script.is_file():
+        pytest.skip(f"{script} is not installed; run pip install -e .")
+    result = subprocess.run([str(script), "tick"], env=child_env(idle_home), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("No pending listings")
+
+
+def test_quiet_idle_tick_prints_nothing(idle_home):
+    script = Path(sys.executable).with_name("coverpick")
+    if not script.is_file():
+        pytest.skip(f"{script} is not installed; run pip install -e .")
+    result = subprocess.run(
+        [str(script), "tick", "--quiet"], env=child_env(idle_home), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+
+
+def test_count_pending_counts_unswept(tmp_path, monkeypatch):
+    from coverpick.tick import count_pending
+
+    home = make_home(tmp_path, swept=2, pending=3)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("COVERPICK_HOME", str(home))
+    assert count_pending() == 3
+
+
+def test_count_pending_idle(idle_home, monkeypatch):
+    from coverpick.tick import count_pending
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("COVERPICK_HOME", str(idle_home))
+    assert count_pending() == 0
