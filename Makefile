@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench evaluate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -ra -m "not slow and not browser"
+
+# Cross-validated results on a catalogue with reference labels (default: the sample catalogue).
+CATALOGUE ?= ../shared/catalogue
+evaluate: $(STAMP)
+	COVERPICK_HOME=$${COVERPICK_HOME:-var/evaluate} $(BIN)/coverpick migrate -v0
+	COVERPICK_HOME=$${COVERPICK_HOME:-var/evaluate} $(BIN)/coverpick import $(CATALOGUE) --quiet
+	COVERPICK_HOME=$${COVERPICK_HOME:-var/evaluate} $(BIN)/coverpick evaluate --truth $(CATALOGUE)/truth.jsonl --folds 5 --json var/evaluate.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick,)

@@ -10,7 +10,9 @@ Rules, in order:
   review, a pin's clean) if there is one, else the active heads' verdict.
   Demotion markers (manual-pin/unknown) and rejected reviews are never read as
   verdicts;
-- ties: shop preference, then natural resolution, then listing id.
+- within a tier, a `clean` verdict comes before `gkc` and `ciab` (all tier 0:
+  a plain cover beats one that carries a key-card or code notice); then shop
+  preference, natural resolution and listing id break ties.
 """
 
 from __future__ import annotations
@@ -85,7 +87,10 @@ def annotate_ranking(listings: QuerySet[Listing]) -> QuerySet[Listing]:
                 output_field=IntegerField(),
             )
         )
-        .order_by("edition__game_id", "tier", "shop__preference", "-natural_pixels", "pk")
+        .annotate(
+            notice_rank=Case(When(effective_verdict__in=("gkc", "ciab"), then=Value(1)), default=Value(0), output_field=IntegerField())
+        )
+        .order_by("edition__game_id", "tier", "notice_rank", "shop__preference", "-natural_pixels", "pk")
     )
 
 

@@ -5,7 +5,8 @@ import pytest
 
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.model.heads import CheckpointMismatch, check_meta, decide
-from coverpick.model.inputs import LAYOUT_VERSION, game_prototypes, platform_layout, quality_layout
+from coverpick.model.inputs import LAYOUT_VERSION, game_prototypes, platform_layout, quality_layout, stage2_layout
+from coverpick.vision.presets import VIEWS
 
 
 def one_hot_probs(index: int, size: int, peak: float) -> np.ndarray:
@@ -50,6 +51,8 @@ def valid_meta(dim=8):
         "version": "heads-x",
         "backbone": "efficientnet_lite0",
         "feature_dim": dim,
+        "views": list(VIEWS),
+        "stage2_layout": json.loads(json.dumps(stage2_layout())),
         "classes": list(LABEL_CLASSES),
         "platform_families": list(PLATFORM_FAMILIES),
         "layout_version": LAYOUT_VERSION,
@@ -70,6 +73,8 @@ def test_check_meta_accepts_matching_checkpoint():
         (lambda m: m.update(backbone="mobilenet_v3_small"), "backbone"),
         (lambda m: m.update(quality_layout=[["features", 8]]), "quality input layout"),
         (lambda m: m.update(layout_version=0), "quality input layout"),
+        (lambda m: m.update(views=["full"]), "backbone views"),
+        (lambda m: m.update(stage2_layout=[["comparisons", 5]]), "second-stage input layout"),
     ],
 )
 def test_check_meta_names_each_difference(change, fragment):

@@ -185,3 +185,14 @@ def test_compute_primaries_stores_best_per_game():
     game_b.refresh_from_db()
     assert (game_a.primary_listing_id, game_a.primary_tier) == (a2.pk, 0)
     assert (game_b.primary_listing_id, game_b.primary_tier) == (b1.pk, 5)
+
+
+def test_clean_verdict_beats_key_card_notice_in_tier_zero():
+    game, (edition,) = make_game()
+    version = heads_version()
+    notice = make_listing(edition, width=1200, height=1600)
+    plain = make_listing(edition, width=300, height=400)
+    predict(notice, version, "gkc")
+    predict(plain, version, "clean")
+    assert order(game) == [plain.pk, notice.pk]
+    assert tiers(game) == {plain.pk: 0, notice.pk: 0}

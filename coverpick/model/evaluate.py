@@ -56,7 +56,7 @@ def cross_validate(truth_path: Path, *, folds: int = 5, seed: int = 0, backbone_
         heads = fit_heads(data, np.flatnonzero(row_fold != fold), seed)
         held = np.flatnonzero(listing_fold == fold)
         quality_probs[held], platform_probs[held] = heads.predict(
-            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, held
+            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, held
         )
 
     predictions = decide(quality_probs, platform_probs, conf.clean_threshold(), conf.platform_threshold())
@@ -127,7 +127,11 @@ def _predicted_tier(record: dict) -> int:
 
 
 def primary_clean_rate(records: list[dict]) -> float | None:
-    """Share of games with a truly clean listing whose model-chosen primary is truly clean."""
+    """Share of games with a truly clean listing whose model-chosen primary is truly clean.
+
+    The choice follows the ranking without manual rows: tier (with platform
+    mismatch demotion), a clean verdict before gkc or ciab, then resolution.
+    """
     by_game = defaultdict(list)
     for record in records:
         by_game[record["game"]].append(record)
@@ -136,7 +140,7 @@ def primary_clean_rate(records: list[dict]) -> float | None:
         if not any("clean" in r["labels"] for r in rows):
             continue
         eligible += 1
-        best = min(rows, key=lambda r: (_predicted_tier(r), -r["pixels"], r["listing"]))
+        best = min(rows, key=lambda r: (_predicted_tier(r), r["quality"] in ("gkc", "ciab"), -r["pixels"], r["listing"]))
         good += "clean" in best["labels"]
     return round(good / eligible, 4) if eligible else None
 

@@ -121,6 +121,14 @@ def load_stats(sha256_list: list[str]) -> np.ndarray:
     return np.array([by_sha[sha] for sha in sha256_list], dtype=np.float32).reshape(-1, 10)
 
 
+def load_phase1(sha256_list: list[str]) -> np.ndarray:
+    """Phase-1 platform calls of the covers as confidence-weighted one-hot rows."""
+    from coverpick.model.inputs import phase1_onehot
+
+    by_sha = dict(CoverImage.objects.filter(sha256__in=set(sha256_list)).values_list("sha256", "phase1"))
+    return phase1_onehot([by_sha.get(sha) for sha in sha256_list])
+
+
 def load_features(sha256_list: list[str], backbone_id: str, view: str = "full") -> np.ndarray:
     """Stack cached features of one view in the given order; raises KeyError naming the first missing one."""
     cache = cache_for(backbone_id, view)

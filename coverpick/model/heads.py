@@ -77,7 +77,7 @@ class HeadSet:
     platform: MLP
     stage2: MLP | None
 
-    def predict(self, features, families, game_ids, edition_ids, stats, rows=None) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, features, families, game_ids, edition_ids, stats, phase1, rows=None) -> tuple[np.ndarray, np.ndarray]:
         """Return (quality probabilities, platform probabilities) for ``rows`` (default: all).
 
         All covers of the games involved must be passed, because prototypes and
@@ -95,7 +95,7 @@ class HeadSet:
         if self.stage2 is None:
             return quality_raw, platform
         comparisons = comparison_features(features, game_ids, edition_ids)[rows]
-        x_stage2 = stage2_inputs(quality_raw, platform_raw, picked_families, comparisons, stats[rows])
+        x_stage2 = stage2_inputs(quality_raw, platform_raw, picked_families, comparisons, stats[rows], phase1[rows])
         return self.stage2.probabilities(x_stage2), platform
 
     def arrays(self) -> dict[str, np.ndarray]:

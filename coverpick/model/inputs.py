@@ -13,7 +13,7 @@ The second stage reads a few strong inputs that would drown among thousands
 of feature dimensions: the quality head's log-probabilities, the platform
 head's probabilities and its probability of the declared family, the declared
 one-hot, the comparison scalars (similarity to the game's other covers) and
-the 10 statistics. A checkpoint stores the layouts it was trained with, and
+the 10 statistics, and the phase-1 heuristic's platform call. A checkpoint stores the layouts it was trained with, and
 loading refuses layouts that differ from this module's.
 """
 
@@ -25,7 +25,7 @@ from coverpick.labels import PLATFORM_FAMILIES
 
 N_STATS = 10
 N_COMPARISONS = 5
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 
 def quality_layout(feature_dim: int) -> list[list]:
@@ -50,6 +50,7 @@ def stage2_layout() -> list[list]:
         ["declared_family_onehot", len(PLATFORM_FAMILIES)],
         ["comparisons", N_COMPARISONS],
         ["image_statistics", N_STATS],
+        ["phase1_evidence", len(PLATFORM_FAMILIES) + 1],
     ]
 
 
@@ -138,12 +139,32 @@ def comparison_features(features: np.ndarray, game_ids: list, edition_ids: list)
     return result
 
 
+def phase1_onehot(results: list[dict | None]) -> np.ndarray:
+    """Phase-1 platform calls as confidence-weighted one-hot rows (zeros where it did not answer)."""
+    onehot = np.zeros((len(results), len(PLATFORM_FAMILIES)), dtype=np.float32)
+    for row, result in enumerate(results):
+        if result and result.get("family") in PLATFORM_FAMILIES:
+            onehot[row, PLATFORM_FAMILIES.index(result["family"])] = float(result.get("confidence") or 0.0)
+    return onehot
+
+
 def stage2_inputs(
-    quality_probs: np.ndarray, platform_probs: np.ndarray, families: list[str], comparisons: np.ndarray, stats: np.ndarray
+    quality_probs: np.ndarray,
+    platform_probs: np.ndarray,
+    families: list[str],
+    comparisons: np.ndarray,
+    stats: np.ndarray,
+    phase1: np.ndarray,
 ) -> np.ndarray:
-    """Concatenate the second stage's inputs in layout order."""
+    """Concatenate the second stage's inputs in layout order.
+
+    ``phase1`` is ``phase1_onehot`` of the covers; the last column added from it
+    is phase 1's confidence in the declared family minus its confidence in any other.
+    """
     onehot = family_onehot(families)
     declared = (platform_probs * onehot).sum(axis=1, keepdims=True)
+    phase1 = np.asarray(phase1, dtype=np.float32)
+    agreement = (phase1 * onehot).sum(axis=1, keepdims=True) - (phase1 * (1.0 - onehot)).sum(axis=1, keepdims=True)
     return np.concatenate(
         [
             np.log(np.asarray(quality_probs, dtype=np.float32) + 1e-4),
@@ -152,6 +173,8 @@ def stage2_inputs(
             onehot,
             np.asarray(comparisons, dtype=np.float32),
             np.asarray(stats, dtype=np.float32).reshape(len(families), N_STATS),
+            phase1,
+            agreement,
         ],
         axis=1,
     )

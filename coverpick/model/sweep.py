@@ -19,7 +19,7 @@ from django.db.models import Exists, OuterRef
 from coverpick import conf
 from coverpick.catalogue.models import CoverImage, Listing, Verdict
 from coverpick.model.dataset import listing_context, usable_listings
-from coverpick.model.featurize import featurize, load_image_features, load_stats
+from coverpick.model.featurize import featurize, load_image_features, load_phase1, load_stats
 from coverpick.model.heads import decide
 from coverpick.model.versions import load_active_heads, phase1_version
 
@@ -114,7 +114,13 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
     if picked:
         features = load_image_features(context.sha256, heads.backbone)
         quality_probs, platform_probs = heads.heads.predict(
-            features, context.families, context.game_ids, context.edition_ids, load_stats(context.sha256), picked
+            features,
+            context.families,
+            context.game_ids,
+            context.edition_ids,
+            load_stats(context.sha256),
+            load_phase1(context.sha256),
+            picked,
         )
         predictions = decide(quality_probs, platform_probs, clean_floor, platform_floor)
         for i, prediction in zip(picked, predictions):

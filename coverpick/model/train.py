@@ -61,6 +61,7 @@ class CatalogueArrays:
     edition_ids: list[int]
     features: np.ndarray
     stats: np.ndarray
+    phase1: np.ndarray
 
 
 @dataclass
@@ -86,7 +87,7 @@ class TrainingData:
 def catalogue_arrays(backbone_id: str, progress: bool = False) -> CatalogueArrays:
     """Featurize every usable listing's cover and return the arrays the heads read."""
     from coverpick.catalogue.models import CoverImage
-    from coverpick.model.featurize import featurize, load_image_features, load_stats
+    from coverpick.model.featurize import featurize, load_image_features, load_phase1, load_stats
 
     covers = CoverImage.objects.filter(listings__isnull=False, decode_error__isnull=True).distinct()
     featurize(covers, backbone_id, progress=progress)
@@ -98,6 +99,7 @@ def catalogue_arrays(backbone_id: str, progress: bool = False) -> CatalogueArray
         edition_ids=context.edition_ids,
         features=load_image_features(context.sha256, backbone_id),
         stats=load_stats(context.sha256),
+        phase1=load_phase1(context.sha256),
     )
 
 
@@ -237,11 +239,15 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     for fold in range(INNER_FOLDS):
         inner = HeadSet(*_fit_first_stage(data, subset[folds != fold], seed), None)
         held = np.flatnonzero(folds == fold)
-        q, p = inner.predict(arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, data.rows[subset[held]])
+        q, p = inner.predict(
+            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, data.rows[subset[held]]
+        )
         quality_oof[held], platform_oof[held] = q, p
     at = data.rows[subset]
     comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids)[at]
-    x_stage2 = stage2_inputs(quality_oof, platform_oof, [arrays.families[i] for i in at], comparisons, arrays.stats[at])
+    x_stage2 = stage2_inputs(
+        quality_oof, platform_oof, [arrays.families[i] for i in at], comparisons, arrays.stats[at], arrays.phase1[at]
+    )
     targets = data.targets[subset]
     stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)
     return HeadSet(quality, platform, stage2)
@@ -249,7 +255,9 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
 
 def predict_rows(heads: HeadSet, data: TrainingData, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     arrays = data.catalogue
-    return heads.predict(arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, data.rows[subset])
+    return heads.predict(
+        arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, data.rows[subset]
+    )
 
 
 def split_by_game(game_ids: np.ndarray, share: float = VALIDATION_SHARE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
