@@ -20,7 +20,7 @@ from coverpick.catalogue.feeds import FeedProblem, FeedRow, iter_feed_files, rea
 from coverpick.catalogue.manual import pin_cover, record_review, set_labels
 from coverpick.catalogue.models import Edition, Game, Listing, Shop, Verdict
 from coverpick.catalogue.normalise import game_key, platform_family
-from coverpick.covers.store import CoverSourceError, load_reference, store_image
+from coverpick.covers.store import CoverSourceError, load_reference, store_image_created
 from coverpick.labels import LabelError
 
 logger = logging.getLogger(__name__)
@@ -157,19 +157,12 @@ def _store_cover(row: FeedRow, catalogue_dir: Path, summary: ImportSummary):
     except OSError as exc:
         summary.image_errors += 1
         return None, str(exc) if isinstance(exc, CoverSourceError) else f"could not read image {row.image_ref!r}: {exc}"
-    before = _cover_count()
-    cover = store_image(data)
-    if _cover_count() > before:
+    cover, created = store_image_created(data)
+    if created:
         summary.images_stored += 1
     if cover.decode_error:
         summary.image_errors += 1
     return cover, None
-
-
-def _cover_count() -> int:
-    from coverpick.catalogue.models import CoverImage
-
-    return CoverImage.objects.count()
 
 
 def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -> None:

@@ -50,15 +50,22 @@ def write_once(relative: str, data: bytes) -> None:
 def store_image(data: bytes):
     """Store image bytes and return their CoverImage row, creating it on first sight of the content.
 
+    ``store_image_created`` also says whether the row is new.
+
     Images whose header cannot be read are stored too, with the reason in
     ``decode_error``, so the listing shows why it has no usable cover.
     """
+    return store_image_created(data)[0]
+
+
+def store_image_created(data: bytes):
+    """Store image bytes; return (CoverImage row, whether the row was created now)."""
     from coverpick.catalogue.models import CoverImage
 
     digest = sha256_bytes(data)
     existing = CoverImage.objects.filter(sha256=digest).first()
     if existing is not None:
-        return existing
+        return existing, False
     try:
         info = read_info(data)
         image_format, width, height, error = info.format, info.width, info.height, None
@@ -66,7 +73,7 @@ def store_image(data: bytes):
         image_format, width, height, error = "", None, None, str(exc)
     relative = relative_path_for(digest, image_format or "bin")
     write_once(relative, data)
-    cover, _ = CoverImage.objects.get_or_create(
+    return CoverImage.objects.get_or_create(
         sha256=digest,
         defaults={
             "path": relative,
@@ -77,7 +84,6 @@ def store_image(data: bytes):
             "decode_error": error,
         },
     )
-    return cover
 
 
 def load_reference(image_ref: str, base_dir: Path) -> bytes:
