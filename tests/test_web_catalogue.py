@@ -123,6 +123,14 @@ def test_game_page_shows_primary_and_best_prices(client, ranked_game):
     assert 'href="https://shop.example/item"' in body
 
 
+def test_game_page_drops_non_http_shop_link(client):
+    game, (edition,) = make_game()
+    priced(make_listing(edition), "9.99", "EUR", url="javascript:alert(1)")
+    body = client.get(f"/games/{game.pk}/").content.decode()
+    assert "€9.99" in body
+    assert "javascript:" not in body
+
+
 def test_game_page_lists_candidates_in_rank_order(client, ranked_game):
     response = client.get(f"/games/{ranked_game['game'].pk}/")
     candidates = response.context["candidates"]

@@ -38,6 +38,15 @@ def format_price(price: Decimal | None, currency: str) -> str:
     return f"{symbol}{price:.2f}" if symbol else f"{price:.2f} {currency}".strip()
 
 
+def shop_link(url: str) -> str:
+    """Return the feed's product URL when it is http(s), else "".
+
+    Feeds are untrusted, and a javascript: or data: URL in a link would run
+    in the visitor's browser.
+    """
+    return url if url.lower().startswith(("http://", "https://")) else ""
+
+
 def is_available(listing: Listing) -> bool:
     return listing.in_stock is not False and listing.price is not None and bool(listing.currency)
 
@@ -59,7 +68,7 @@ def best_prices(listings: Iterable[Listing]) -> list[BestPrice]:
             currency=currency,
             price=listing.price,
             shop_name=listing.shop.name,
-            url=listing.url,
+            url=shop_link(listing.url),
             stock_known=listing.in_stock is True,
         )
         for currency, listing in sorted(best.items())
