@@ -27,7 +27,8 @@ call_command("migrate", verbosity=0)
 shop = Shop.objects.create(code="shop-a", name="Shop A")
 game = Game.objects.create(key="tickgame", title="Tick Game")
 edition = Edition.objects.create(game=game, platform="ps4", family="sony")
-version = ClassifierVersion.objects.create(name="heads-tick", kind="heads", is_active=True)
+version = ClassifierVersion.objects.create(name="heads-tick", kind="heads", is_active=sys.argv[3] == "active")
+ClassifierVersion.objects.create(name="heads-old", kind="heads", is_active=False)
 for number in range(int(sys.argv[1]) + int(sys.argv[2])):
     listing = Listing.objects.create(
         shop=shop, product_id=str(number), edition=edition, title="Tick Game", platform_raw="PS4", platform_family="sony"
@@ -50,10 +51,14 @@ def child_env(home: Path) -> dict[str, str]:
     return env
 
 
-def make_home(tmp_path: Path, swept: int, pending: int) -> Path:
-    """Create a migrated SQLite catalogue with active heads, ``swept`` listings with a verdict and ``pending`` without."""
+def make_home(tmp_path: Path, swept: int, pending: int, active: bool = True) -> Path:
+    """Create a migrated SQLite catalogue with ``swept`` listings that have a verdict from the heads and ``pending`` without.
+
+    The heads version is active unless ``active`` is false. An older, inactive
+    heads version exists too, without verdicts.
+    """
     result = subprocess.run(
-        [sys.executable, "-c", SETUP, str(swept), str(pending)],
+        [sys.executable, "-c", SETUP, str(swept), str(pending), "active" if active else "inactive"],
         env=child_env(tmp_path), capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -125,4 +130,24 @@ def test_count_pending_idle(idle_home, monkeypatch):
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("COVERPICK_HOME", str(idle_home))
+    assert count_pending() == 0
+
+
+def test_count_pending_without_active_heads(tmp_path, monkeypatch):
+    from coverpick.tick import count_pending
+
+    home = make_home(tmp_path, swept=0, pending=2, active=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("COVERPICK_HOME", str(home))
+    assert count_pending() == 0
+
+
+def test_count_pending_empty_database(tmp_path, monkeypatch):
+    import sqlite3
+
+    from coverpick.tick import count_pending
+
+    sqlite3.connect(tmp_path / "coverpick.sqlite3").close()
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("COVERPICK_HOME", str(tmp_path))
     assert count_pending() == 0
