@@ -51,3 +51,27 @@ def trained_sample(django_db_setup, django_db_blocker, sample_catalogue):
         sweep_summary = sweep(apply=True)
         compute_primaries()
     return {"import": summary, "version": version, "sweep": sweep_summary}
+
+
+def activate_checkpoint_or_train():
+    """Activate the newest checkpoint already trained in this session's COVERPICK_HOME, or train one.
+
+    Tests on a transactional database start from empty tables, but the model
+    files of an earlier test in the session are still on disk; re-registering
+    them avoids training the same heads twice.
+    """
+    from coverpick import conf
+    from coverpick.model.heads import META_FILE, CheckpointMismatch, load_heads
+    from coverpick.model.train import train
+    from coverpick.model.versions import activate_version, register_version
+
+    folders = sorted(path for path in conf.model_dir().glob("heads-*") if (path / META_FILE).is_file())
+    for folder in reversed(folders):
+        try:
+            heads = load_heads(folder)
+        except (CheckpointMismatch, OSError, ValueError):
+            continue
+        version = register_version(heads.version, heads.backbone, folder, heads.meta)
+        activate_version(version)
+        return version
+    return train(activate=True, out=lambda line: None)

@@ -33,18 +33,24 @@ def make_listing(edition: Edition, shop_code: str = "shop-a", *, preference: int
     )
 
 
-def heads_version(name: str = "heads-test", active: bool = True) -> ClassifierVersion:
-    version, _ = ClassifierVersion.objects.get_or_create(
-        name=name, defaults={"kind": ClassifierVersion.KIND_HEADS, "is_active": active}
-    )
+def _version(name: str, kind: str, active: bool) -> ClassifierVersion:
+    """Get or create a classifier version; an active one replaces any other active version of its kind.
+
+    Session fixtures may have committed an active version already, and only
+    one version per kind may be active.
+    """
+    if active:
+        ClassifierVersion.objects.filter(kind=kind, is_active=True).exclude(name=name).update(is_active=False)
+    version, _ = ClassifierVersion.objects.get_or_create(name=name, defaults={"kind": kind, "is_active": active})
     return version
+
+
+def heads_version(name: str = "heads-test", active: bool = True) -> ClassifierVersion:
+    return _version(name, ClassifierVersion.KIND_HEADS, active)
 
 
 def phase1_version(name: str = "phase1-test") -> ClassifierVersion:
-    version, _ = ClassifierVersion.objects.get_or_create(
-        name=name, defaults={"kind": ClassifierVersion.KIND_PHASE1, "is_active": True}
-    )
-    return version
+    return _version(name, ClassifierVersion.KIND_PHASE1, True)
 
 
 def predict(listing: Listing, version: ClassifierVersion, quality=None, platform=None, confidence=0.9, platform_confidence=0.9) -> Verdict:

@@ -91,11 +91,11 @@ def trained_site(staff, sample_catalogue):
     """The sample catalogue imported, heads trained and activated, verdicts swept and primaries ranked."""
     from coverpick.catalogue.importer import import_catalogue
     from coverpick.model.sweep import sweep
-    from coverpick.model.train import train
     from coverpick.ranking import compute_primaries
+    from tests.conftest import activate_checkpoint_or_train
 
     import_catalogue(sample_catalogue)
-    version = train(activate=True, out=lambda line: None)
+    version = activate_checkpoint_or_train()
     sweep(apply=True)
     compute_primaries()
     return version
