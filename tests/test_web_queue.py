@@ -176,7 +176,7 @@ def test_boundary_needs_both_top_classes_in_set(setting):
     add_verdict(edition, version, "margins", 0.70, probs(margins=0.70, deluxe_bundle=0.30))
     queue = build_queue(rare_limit=1)
     assert [item.listing_id for item in queue] == [close_pair.pk]
-    assert queue_counts(queue) == {TIER_UNKNOWN: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
+    assert queue_counts(queue) == {"S": 0, TIER_UNKNOWN: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
 
 
 @pytest.mark.parametrize(
@@ -192,3 +192,30 @@ def test_boundary_needs_both_top_classes_in_set(setting):
 )
 def test_is_boundary_case(values, expected):
     assert is_boundary_case(values) is expected
+
+
+def test_audit_suspects_come_first_until_relabelled(settings):
+    import json
+
+    from coverpick.catalogue.manual import set_labels
+    from coverpick.web.queue import TIER_SUSPECT, TIER_UNKNOWN, suspects_path
+
+    version = heads_version()
+    game, (edition,) = make_game()
+    unsure = make_listing(edition)
+    predict(unsure, version, "unknown", confidence=0.2)
+    suspect = make_listing(edition)
+    set_labels(suspect, ["clean"])
+    path = suspects_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({"shop": suspect.shop.code, "product_id": suspect.product_id, "labels": ["clean"],
+                    "suggested": ["contents"], "score": 0.9}) + "\n"
+    )
+    try:
+        queue = build_queue()
+        assert [(item.listing_id, item.tier) for item in queue[:2]] == [(suspect.pk, TIER_SUSPECT), (unsure.pk, TIER_UNKNOWN)]
+        set_labels(suspect, ["contents"])
+        assert suspect.pk not in [item.listing_id for item in build_queue()]
+    finally:
+        path.unlink()

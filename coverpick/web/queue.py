@@ -2,8 +2,11 @@
 
 A listing is queued when it has a usable cover, carries no manual-train label
 yet, and the active heads version has a quality verdict for it. The queue has
-three tiers, served in order:
+three tiers, served in order, after the review suspects:
 
+- S: labelled covers that ``coverpick audit-labels`` ranked most likely to be
+  mislabelled (its JSONL in COVERPICK_HOME/audit/), most suspect first, until
+  someone saves their labels again after the audit ran;
 - A: the active verdict is ``unknown`` (the head was not confident enough);
 - B: the active verdict is a class with fewer than ``RARE_CLASS_LIMIT``
   manual-train labels, counted live on every call;
@@ -17,24 +20,37 @@ not queued. Within a tier the least confident verdict comes first.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from django.db.models import Exists, OuterRef
 
-from coverpick.catalogue.models import ClassifierVersion, Verdict
+from coverpick import conf
+from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict
 from coverpick.labels import LABEL_CLASSES, UNKNOWN
+
+logger = logging.getLogger(__name__)
 
 RARE_CLASS_LIMIT = 100
 BOUNDARY_CLASSES = frozenset({"3d_render", "deluxe_bundle", "margins"})
 BOUNDARY_GAP = 0.2
 
+# Suspects served at most; the audit ranks every labelled cover, and only the
+# head of its list is worth a second look.
+SUSPECT_LIMIT = 50
+SUSPECT_MIN_SCORE = 0.5
+
+TIER_SUSPECT = "S"
 TIER_UNKNOWN = "A"
 TIER_RARE = "B"
 TIER_BOUNDARY = "C"
-TIER_ORDER = (TIER_UNKNOWN, TIER_RARE, TIER_BOUNDARY)
+TIER_ORDER = (TIER_SUSPECT, TIER_UNKNOWN, TIER_RARE, TIER_BOUNDARY)
 TIER_DESCRIPTIONS = {
+    TIER_SUSPECT: "the label audit ranks its labels among the most likely to be wrong",
     TIER_UNKNOWN: "the model's verdict is unknown",
     TIER_RARE: f"predicted class has fewer than {RARE_CLASS_LIMIT} manual labels",
     TIER_BOUNDARY: "close call between 3d_render, deluxe_bundle and margins",
@@ -99,6 +115,47 @@ def unlabelled_active_verdicts(version: ClassifierVersion, exclude_listing_ids: 
     return verdicts
 
 
+def suspects_path():
+    return conf.home() / "audit" / "suspects.jsonl"
+
+
+def audit_suspects(skipped: Collection[int] = (), limit: int = SUSPECT_LIMIT) -> list[QueueItem]:
+    """Queue items for the audit's most suspect labels that nobody has relabelled since the audit."""
+    path = suspects_path()
+    if not path.is_file():
+        return []
+    audited_at = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+    wanted: list[tuple[tuple[str, str], float]] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                record = json.loads(line)
+                key, score = (record["shop"], str(record["product_id"])), float(record["score"])
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.warning("Skipping line %d of %s: %s", number, path, exc)
+                continue
+            if score >= SUSPECT_MIN_SCORE:
+                wanted.append((key, score))
+            if len(wanted) >= limit:
+                break
+    if not wanted:
+        return []
+    shops = {key[0] for key, _ in wanted}
+    ids = {
+        (shop, product_id): pk
+        for pk, shop, product_id in Listing.objects.filter(shop__code__in=shops).values_list("pk", "shop__code", "product_id")
+    }
+    relabelled = set(
+        Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN, updated_at__gt=audited_at).values_list("listing_id", flat=True)
+    )
+    items = []
+    for key, score in wanted:
+        listing_id = ids.get(key)
+        if listing_id is not None and listing_id not in relabelled and listing_id not in skipped:
+            items.append(QueueItem(listing_id, TIER_SUSPECT, "suspect", round(1.0 - score, 4)))
+    return items
+
+
 def build_queue(
     skipped: Iterable[int] = (),
     *,
@@ -116,9 +173,10 @@ def build_queue(
     if version is None:
         return []
     rare = rare_classes(manual_label_counts(), rare_limit)
-    verdicts = unlabelled_active_verdicts(version, set(skipped))
+    skipped = set(skipped)
+    verdicts = unlabelled_active_verdicts(version, skipped)
 
-    items: list[QueueItem] = []
+    items: list[QueueItem] = audit_suspects(skipped)
     boundary_candidates: list[int] = []
     rows = verdicts.values_list("pk", "listing_id", "quality", "quality_confidence")
     for verdict_id, listing_id, quality, confidence in rows.iterator(chunk_size=2000):
