@@ -20,6 +20,7 @@ from coverpick.catalogue.feeds import FeedProblem, FeedRow, iter_feed_files, rea
 from coverpick.catalogue.manual import pin_cover, record_review, set_labels
 from coverpick.catalogue.models import Edition, Game, Listing, Shop, Verdict
 from coverpick.catalogue.normalise import game_key, platform_family
+from coverpick.covers.fetch import FetchError, fetch_image
 from coverpick.covers.store import CoverSourceError, load_reference, store_image_created
 from coverpick.labels import LabelError
 
@@ -121,7 +122,8 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     family, platform_code = platform_family(row.platform_raw)
     game, _ = Game.objects.get_or_create(key=key, defaults={"title": _display_title(row.title)})
     edition, _ = Edition.objects.get_or_create(game=game, platform=platform_code, defaults={"family": family})
-    cover, cover_error = _store_cover(row, catalogue_dir, summary)
+    previous = Listing.objects.filter(shop=shop, product_id=row.product_id).select_related("cover").first()
+    cover, cover_error, validators = _store_cover(row, catalogue_dir, summary, previous)
     values = {
         "edition": edition,
         "title": row.title,
@@ -136,6 +138,8 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         "image_ref": row.image_ref or "",
         "cover": cover,
         "cover_error": cover_error,
+        "image_etag": validators[0],
+        "image_last_modified": validators[1],
     }
     _, created = Listing.objects.update_or_create(shop=shop, product_id=row.product_id, defaults=values)
     if created:
@@ -148,21 +152,48 @@ def _display_title(title: str) -> str:
     return " ".join(title.replace("™", "").replace("®", "").split())
 
 
-def _store_cover(row: FeedRow, catalogue_dir: Path, summary: ImportSummary):
+def _store_cover(row: FeedRow, catalogue_dir: Path, summary: ImportSummary, previous: Listing | None):
+    """Store the row's image; return (cover, error, (etag, last_modified)).
+
+    An http(s) image that the listing already had is fetched conditionally,
+    and a 304 keeps the stored cover without downloading it again.
+    """
+    no_validators = ("", "")
     if not row.image_ref:
         summary.image_errors += 1
-        return None, "the feed row has no image reference"
+        return None, "the feed row has no image reference", no_validators
+    is_url = row.image_ref.startswith(("http://", "https://"))
     try:
-        data = load_reference(row.image_ref, catalogue_dir)
+        if is_url:
+            data, validators, kept = _fetch_cover(row.image_ref, previous)
+            if kept is not None:
+                return kept, None, validators
+        else:
+            data, validators = load_reference(row.image_ref, catalogue_dir), no_validators
     except OSError as exc:
         summary.image_errors += 1
-        return None, str(exc) if isinstance(exc, CoverSourceError) else f"could not read image {row.image_ref!r}: {exc}"
+        message = str(exc) if isinstance(exc, (CoverSourceError, FetchError)) else f"could not read image {row.image_ref!r}: {exc}"
+        return None, message, no_validators
     cover, created = store_image_created(data)
     if created:
         summary.images_stored += 1
     if cover.decode_error:
         summary.image_errors += 1
-    return cover, None
+    return cover, None, validators
+
+
+def _fetch_cover(url: str, previous: Listing | None):
+    """Fetch an image URL; return (bytes or None, validators, the previous cover when unchanged)."""
+    unchanged_candidate = previous is not None and previous.image_ref == url and previous.cover is not None
+    result = fetch_image(
+        url,
+        etag=(previous.image_etag or None) if unchanged_candidate else None,
+        last_modified=(previous.image_last_modified or None) if unchanged_candidate else None,
+    )
+    validators = (result.etag or "", result.last_modified or "")
+    if result.not_modified:
+        return None, validators, previous.cover
+    return result.content, validators, None
 
 
 def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -> None:

@@ -99,6 +99,10 @@ class Listing(models.Model):
     url = models.URLField(max_length=1000, blank=True)
     image_ref = models.CharField(max_length=1000, blank=True, help_text="Image path or URL as sent")
     cover = models.ForeignKey(CoverImage, null=True, blank=True, on_delete=models.SET_NULL, related_name="listings")
+    # HTTP validators of the last fetch of an http(s) image_ref, sent on re-import
+    # so an unchanged image is not downloaded again.
+    image_etag = models.CharField(max_length=300, blank=True)
+    image_last_modified = models.CharField(max_length=100, blank=True)
     # Why the image could not be stored (missing file, fetch failure); decode
     # problems of stored content live on CoverImage.decode_error.
     cover_error = models.TextField(null=True, blank=True)
