@@ -179,3 +179,13 @@ def test_calibration_files_missing_store(tmp_path, monkeypatch):
     monkeypatch.setenv("COVERPICK_HOME", str(tmp_path))
     assert not conf.image_store_dir().exists()
     assert quantize.calibration_files(10) == []
+
+
+def test_quantize_invalid_calibration():
+    with pytest.raises(ValueError, match="valid methods are minmax, percentile"):
+        quantize.quantize_backbone(BACKBONE, calibration="entropy")
+
+
+def test_quantize_invalid_format():
+    with pytest.raises(ValueError, match="valid formats are qdq, qoperator"):
+        quantize.quantize_backbone(BACKBONE, quant_format="qint4")
