@@ -8,9 +8,9 @@ child processes, the way production runs them.
 Importing a catalogue and training heads takes a minute or more. So a session
 builds one template home per database engine, on first use, and each test
 works on a clone of it. A clone's database is a backup of the SQLite file, or
-a copy made with CREATE DATABASE ... TEMPLATE on PostgreSQL. The template holds two feeds of the sample catalogue
-with their labels, imported, with heads trained (seed 0) and active, and no
-verdict rows yet.
+a copy made with CREATE DATABASE ... TEMPLATE on PostgreSQL. The template
+contains two feeds of the sample catalogue and their labels, imported, with
+heads trained (seed 0) and active, and no verdict rows yet.
 
 Every scratch home links its feature cache and its backbone ONNX export to
 the session's COVERPICK_HOME. Both are derived from image content and the
@@ -107,16 +107,20 @@ def create_postgres_database(template: str | None = None) -> str:
 
     The name carries this process id, so sessions that share the server do not
     collide. The database is dropped when this process exits, if no test
-    dropped it before.
+    dropped it before. The calling test is skipped when the role of
+    DATABASE_URL may not create databases.
     """
-    from psycopg import sql
+    from psycopg import errors, sql
 
     name = f"coverpick_reliability_{os.getpid()}_{next(_database_numbers)}"
     statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if template is not None:
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
-    with _postgres_admin() as connection:
-        connection.execute(statement)
+    try:
+        with _postgres_admin() as connection:
+            connection.execute(statement)
+    except errors.InsufficientPrivilege as exc:
+        pytest.skip(f"needs a PostgreSQL database of its own, but the DATABASE_URL role may not create one: {exc}")
     atexit.register(drop_postgres_database, name)
     return name
 
