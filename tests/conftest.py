@@ -17,7 +17,6 @@ import pytest
 if not os.environ.get("COVERPICK_TEST_HOME"):
     os.environ["COVERPICK_TEST_HOME"] = tempfile.mkdtemp(prefix="coverpick-test-")
     os.environ["COVERPICK_HOME"] = os.environ["COVERPICK_TEST_HOME"]
-os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("COVERPICK_SHARED", REPO.parent / "shared"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import pathlib
 import uuid
-import zipfile
 
 import numpy as np
 import pytest
@@ -232,8 +231,10 @@ def test_activation_rejects_truncated_weights(active_version, checkpoints):
     newer = register(folder)
     weights = folder / WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:100])
-    with pytest.raises(zipfile.BadZipFile):
+    with pytest.raises(CheckpointMismatch) as caught:
         activate_version(newer)
+    assert "truncated or corrupt" in str(caught.value)
+    assert str(weights) in str(caught.value)
     assert_still_active(active_version)
 
 

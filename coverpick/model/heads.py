@@ -10,6 +10,7 @@ inference never reads it.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,11 +177,16 @@ def load_heads(folder: Path, backbone: str | None = None) -> Heads:
     meta = json.loads(meta_path.read_text())
     check_meta(meta, backbone)
     loaded = {}
-    with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:
-        for prefix in HEAD_NAMES:
-            if f"{prefix}_w1" in arrays:
-                loaded[prefix] = MLP(*(arrays[f"{prefix}_{name}"] for name in ARRAY_NAMES))
-                loaded[prefix].temperature = float(meta.get("temperature", {}).get(prefix, 1.0))
+    try:
+        with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:
+            for prefix in HEAD_NAMES:
+                if f"{prefix}_w1" in arrays:
+                    loaded[prefix] = MLP(*(arrays[f"{prefix}_{name}"] for name in ARRAY_NAMES))
+                    loaded[prefix].temperature = float(meta.get("temperature", {}).get(prefix, 1.0))
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise CheckpointMismatch(
+            f"Checkpoint weights {folder / WEIGHTS_FILE} are truncated or corrupt ({exc}). Retrain with `coverpick train`."
+        ) from exc
     missing = [name for name in ("quality", "platform") if name not in loaded]
     if missing:
         raise CheckpointMismatch(f"Checkpoint {meta.get('version', '?')} lacks the {' and '.join(missing)} head weights in {WEIGHTS_FILE}.")

@@ -42,6 +42,10 @@ def gunicorn_argv(host: str, port: int, workers: int, gunicorn_version: tuple[in
         "-",
         "--error-logfile",
         "-",
+        # Longer than the SQLite busy timeout, so a request waiting for the
+        # write lock gets the database's answer instead of a killed worker.
+        "--timeout",
+        str(int(settings.SQLITE_BUSY_TIMEOUT_S) + 30),
     ]
     if tuple(gunicorn_version[:2]) >= CONTROL_SOCKET_SINCE:
         argv.append("--no-control-socket")
