@@ -153,7 +153,9 @@ def check_meta(meta: dict, backbone: str | None = None) -> None:
     if meta.get("platform_families") != list(PLATFORM_FAMILIES):
         problems.append(f"platform families {meta.get('platform_families')} differ from {list(PLATFORM_FAMILIES)}")
     dim = meta.get("feature_dim")
-    if meta.get("layout_version") != LAYOUT_VERSION or meta.get("quality_layout") != quality_layout(dim):
+    if meta.get("layout_version") != LAYOUT_VERSION:
+        problems.append(f"quality input layout version {meta.get('layout_version')} differs from {LAYOUT_VERSION}")
+    if meta.get("quality_layout") != quality_layout(dim):
         problems.append(f"quality input layout {meta.get('quality_layout')} differs from {quality_layout(dim)}")
     if meta.get("platform_layout") != platform_layout(dim):
         problems.append(f"platform input layout {meta.get('platform_layout')} differs from {platform_layout(dim)}")

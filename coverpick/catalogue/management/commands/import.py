@@ -8,6 +8,9 @@ from coverpick.catalogue.importer import import_catalogue
 
 
 class Command(BaseCommand):
+    # Django's system checks import every web view (and matplotlib with them); this
+    # command needs none of them.
+    requires_system_checks = []
     help = "Import a catalogue folder: every feed in CATALOGUE_DIR/feeds/, their cover images, and labels.jsonl."
 
     def add_arguments(self, parser):

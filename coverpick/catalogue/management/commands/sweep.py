@@ -6,6 +6,9 @@ from coverpick.labels import LABEL_CLASSES, UNKNOWN
 
 
 class Command(BaseCommand):
+    # Django's system checks import every web view (and matplotlib with them); this
+    # command needs none of them.
+    requires_system_checks = []
     help = (
         "Predict verdicts with the active heads for listings that have none from that version. "
         "Nothing is stored without --apply (the feature cache is still filled)."

@@ -8,6 +8,9 @@ from coverpick.vision.backbones import BACKBONES, BackboneUnavailable
 
 
 class Command(BaseCommand):
+    # Django's system checks import every web view (and matplotlib with them); this
+    # command needs none of them.
+    requires_system_checks = []
     help = "Train the quality and platform heads from human labels and save a versioned checkpoint."
 
     def add_arguments(self, parser):
