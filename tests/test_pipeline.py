@@ -100,7 +100,8 @@ def test_stored_verdicts_use_class_names_verbatim(trained_sample):
     names = set(Verdict.objects.filter(classifier_version=version).values_list("quality", flat=True))
     assert names <= set(LABEL_CLASSES) | {"unknown"}
     for probs in Verdict.objects.filter(classifier_version=version).values_list("quality_probs", flat=True)[:20]:
-        assert list(probs) == list(LABEL_CLASSES)
+        # PostgreSQL's jsonb does not keep key order, so compare the names only.
+        assert set(probs) == set(LABEL_CLASSES)
 
 
 def test_relabel_then_retrain_uses_the_new_label(trained_sample):
