@@ -9,6 +9,7 @@ a killed sweep resumes where it stopped and never duplicates a row.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -99,8 +100,6 @@ def sweep(*, rescan_all: bool = False, rescan_verdicts: list[str] | None = None,
 
 
 def _env_set(name: str) -> bool:
-    import os
-
     return bool(os.environ.get(name))
 
 

@@ -6,7 +6,6 @@ file through ``coverpick.vision.extract`` and never imports torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -114,14 +113,6 @@ def _mobilenet_v3_small():
     return net
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def export_onnx(backbone_id: str, target: Path) -> Path:
     """Export the backbone to ONNX at ``target`` with a dynamic batch axis and a checksum file beside it.
 
@@ -129,6 +120,8 @@ def export_onnx(backbone_id: str, target: Path) -> Path:
     sees a half-written export.
     """
     import torch
+
+    from coverpick.vision.extract import file_sha256
 
     model = build_feature_model(backbone_id)
     target.parent.mkdir(parents=True, exist_ok=True)
