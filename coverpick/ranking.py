@@ -5,7 +5,7 @@ Rules, in order:
 - a listing whose image could not be stored or decoded is unusable (tier 7);
 - a cover that a classifier assigns to a family other than the listing's
   declared family ranks as wrong_console (tier 6): the active platform head when
-  it answers, or phase 1 when its confidence reaches PHASE1_CONFIDENT;
+  it does not abstain, or phase 1 when its confidence reaches PHASE1_CONFIDENT;
 - otherwise the tier of the latest manual verdict (manual-train, a confirmed
   review, a pin's clean) if there is one, else the active heads' verdict.
   Demotion markers (manual-pin/unknown) and rejected reviews are never read as
@@ -95,7 +95,7 @@ def annotate_ranking(listings: QuerySet[Listing]) -> QuerySet[Listing]:
 
 
 def ranked_covers(game: Game) -> QuerySet[Listing]:
-    """Every candidate cover of one game, best first."""
+    """Return every candidate cover of one game, best first."""
     return annotate_ranking(
         Listing.objects.filter(edition__game=game).select_related("shop", "cover", "edition")
     )

@@ -68,7 +68,7 @@ def suspicion_scores(label_sets: list[list[str]], probs: np.ndarray) -> np.ndarr
 
 
 def suggested_labels(probs_row: np.ndarray) -> list[str]:
-    """The argmax class, plus a second class when it is nearly as likely."""
+    """Return the argmax class, plus a second class when it is nearly as likely."""
     order = np.argsort(-probs_row)
     picked = [LABEL_CLASSES[order[0]]]
     if probs_row[order[1]] >= 0.5 * probs_row[order[0]]:

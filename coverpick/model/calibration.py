@@ -58,7 +58,7 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def fit_temperature(probs: np.ndarray, targets: np.ndarray) -> float:
-    """The temperature in [0.05, 20] that minimises the log-loss, by golden-section search on log T."""
+    """Return the temperature in [0.05, 20] that minimises the log-loss, by golden-section search on log T."""
     low, high = np.log(0.05), np.log(20.0)
     ratio = (np.sqrt(5) - 1) / 2
 
@@ -99,7 +99,7 @@ def reliability_table(probs: np.ndarray, correct: np.ndarray, bins: int = 10) ->
 
 
 def threshold_for_precision(scores: np.ndarray, positive: np.ndarray, target: float, floor: float) -> float:
-    """The lowest score threshold whose selected rows reach ``target`` precision, never below ``floor``.
+    """Return the lowest score threshold whose selected rows reach ``target`` precision, never below ``floor``.
 
     Returns 1.0 when no threshold reaches the target, so nothing is accepted.
     """

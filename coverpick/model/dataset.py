@@ -47,7 +47,7 @@ def lint_labels() -> None:
 
 @dataclass
 class ListingContext:
-    """What the heads need to know about listings, apart from pixels."""
+    """Listing context the heads read besides pixels: ids, image hashes, families, games and editions."""
 
     listing_ids: list[int] = field(default_factory=list)
     sha256: list[str] = field(default_factory=list)
@@ -82,7 +82,7 @@ class TrainingRow:
 
 
 def training_rows() -> list[TrainingRow]:
-    """One row per usable listing that has a human label, with the precedence rules applied."""
+    """Build one row per usable listing that has a human label, with the precedence rules applied."""
     by_listing: dict[int, dict] = {}
     manual = Verdict.objects.filter(source__in=Verdict.MANUAL_SOURCES, listing__in=usable_listings()).values_list(
         "listing_id", "source", "quality", "labels", "review_predicted", "review_verdict"

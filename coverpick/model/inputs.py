@@ -140,7 +140,7 @@ def comparison_features(features: np.ndarray, game_ids: list, edition_ids: list)
 
 
 def phase1_onehot(results: list[dict | None]) -> np.ndarray:
-    """Phase-1 platform calls as confidence-weighted one-hot rows (zeros where it did not answer)."""
+    """Phase-1 platform calls as confidence-weighted one-hot rows (zeros where it made no call)."""
     onehot = np.zeros((len(results), len(PLATFORM_FAMILIES)), dtype=np.float32)
     for row, result in enumerate(results):
         if result and result.get("family") in PLATFORM_FAMILIES:

@@ -43,7 +43,7 @@ def gunicorn_argv(host: str, port: int, workers: int, gunicorn_version: tuple[in
         "--error-logfile",
         "-",
         # Longer than the SQLite busy timeout, so a request waiting for the
-        # write lock gets the database's answer instead of a killed worker.
+        # write lock gets the database's error instead of a killed worker.
         "--timeout",
         str(int(settings.SQLITE_BUSY_TIMEOUT_S) + 30),
     ]
