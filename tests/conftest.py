@@ -25,6 +25,20 @@ HOSTILE_IMAGES = SHARED / "hostile-images"
 ARTIFACTS = REPO / "test-artifacts"
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Run the tests that share ``trained_sample`` after all the others.
+
+    That fixture commits the whole sample catalogue to the test database for
+    the rest of the session, so a test collected after it would find tables it
+    expects empty already full. Moving its users to the end keeps every other
+    test on a clean database whatever order the files are collected in.
+    """
+    uses_sample = [item for item in items if "trained_sample" in getattr(item, "fixturenames", ())]
+    if uses_sample:
+        others = [item for item in items if "trained_sample" not in getattr(item, "fixturenames", ())]
+        items[:] = others + uses_sample
+
+
 @pytest.fixture(scope="session")
 def sample_catalogue() -> Path:
     if not (SAMPLE_CATALOGUE / "feeds").is_dir():
