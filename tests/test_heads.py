@@ -5,7 +5,15 @@ import pytest
 
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.model.heads import CheckpointMismatch, check_meta, decide
-from coverpick.model.inputs import LAYOUT_VERSION, game_prototypes, platform_layout, quality_layout, stage2_layout
+from coverpick.model.inputs import (
+    LAYOUT_VERSION,
+    comparison_features,
+    fit_similarity_space,
+    game_prototypes,
+    platform_layout,
+    quality_layout,
+    stage2_layout,
+)
 from coverpick.vision.presets import VIEWS
 
 
@@ -94,3 +102,27 @@ def test_prototype_excludes_same_edition_and_is_zero_without_other_editions():
     assert prototypes[1].tolist() == [0.0, 4.0]
     assert prototypes[2].tolist() == [2.0, 0.0]
     assert prototypes[3].tolist() == [0.0, 0.0]
+
+
+def test_similarity_space_lets_game_identity_outweigh_what_all_covers_share():
+    rng = np.random.default_rng(0)
+    games, identity_dims = 30, 6
+    identity = rng.normal(size=(games, identity_dims))
+    rows, game_ids = [], []
+    for game in range(games):
+        for _ in range(3):
+            shared = np.concatenate([[40.0 + 8.0 * rng.normal()], np.zeros(identity_dims)])
+            own = np.concatenate([[0.0], identity[game] + 0.2 * rng.normal(size=identity_dims)])
+            rows.append(np.concatenate([shared + own, rng.normal(size=identity_dims + 1)]))
+            game_ids.append(game)
+    features = np.array(rows, dtype=np.float32)
+    # The last cover of game 0 is replaced by a cover of another game.
+    features[2, : identity_dims + 1] = np.concatenate([[40.0], rng.normal(size=identity_dims)])
+    editions = [f"{game}-ps4" for game in game_ids]
+
+    raw = comparison_features(features, game_ids, editions)
+    whitened = comparison_features(features, game_ids, editions, fit_similarity_space(features, views=2))
+    raw_gap = min(raw[0, 2], raw[1, 2]) - raw[2, 2]
+    whitened_gap = min(whitened[0, 2], whitened[1, 2]) - whitened[2, 2]
+    assert raw_gap < 0.05
+    assert whitened_gap > 0.4

@@ -17,7 +17,7 @@ from coverpick import conf
 from coverpick.catalogue.models import AuditEvent, ClassifierVersion
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.model.heads import META_FILE, MLP, WEIGHTS_FILE, CheckpointMismatch, HeadSet, load_heads
-from coverpick.model.inputs import LAYOUT_VERSION, platform_layout, quality_layout, stage2_layout
+from coverpick.model.inputs import LAYOUT_VERSION, fit_similarity_space, platform_layout, quality_layout, stage2_layout
 from coverpick.model.versions import activate_version, active_heads_version, register_version
 from coverpick.vision import extract
 from coverpick.vision.extract import BackboneExportError
@@ -51,6 +51,7 @@ def random_heads(seed: int = 0) -> HeadSet:
         quality=random_mlp(rng, quality_inputs, len(LABEL_CLASSES)),
         platform=random_mlp(rng, FEATURE_DIM, len(PLATFORM_FAMILIES)),
         stage2=random_mlp(rng, stage2_inputs, len(LABEL_CLASSES)),
+        similarity=fit_similarity_space(rng.normal(size=(20, FEATURE_DIM)).astype(np.float32), len(VIEWS)),
     )
 
 
@@ -127,6 +128,15 @@ def test_load_heads_returns_saved_weights(checkpoints):
     loaded = load_heads(folder, BACKBONE)
     for name, array in saved.arrays().items():
         assert np.array_equal(loaded.heads.arrays()[name], array), name
+
+
+def test_load_heads_refuses_second_stage_without_similarity_space(checkpoints):
+    folder = checkpoints(seed=4)
+    with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:
+        kept = {name: arrays[name] for name in arrays.files if not name.startswith("similarity_")}
+    np.savez(folder / WEIGHTS_FILE, **kept)
+    with pytest.raises(CheckpointMismatch, match="no similarity space"):
+        load_heads(folder, BACKBONE)
 
 
 class TouchOnUnpickle:

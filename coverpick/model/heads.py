@@ -20,6 +20,7 @@ from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.vision.presets import VIEWS
 from coverpick.model.inputs import (
     LAYOUT_VERSION,
+    SimilaritySpace,
     comparison_features,
     game_prototypes,
     platform_layout,
@@ -68,15 +69,17 @@ class MLP:
 
 HEAD_NAMES = ("quality", "platform", "stage2")
 ARRAY_NAMES = ("mean", "std", "w1", "b1", "w2", "b2")
+SIMILARITY_ARRAYS = ("mean", "components", "scale")
 
 
 @dataclass
 class HeadSet:
-    """The quality head, the platform head and the second stage over both."""
+    """The quality head, the platform head, the second stage over both, and the space it compares covers in."""
 
     quality: MLP
     platform: MLP
     stage2: MLP | None
+    similarity: SimilaritySpace | None = None
 
     def predict(self, features, families, game_ids, edition_ids, stats, phase1, rows=None) -> tuple[np.ndarray, np.ndarray]:
         """Return (quality probabilities, platform probabilities) for ``rows`` (default: all).
@@ -95,7 +98,7 @@ class HeadSet:
         platform = self.platform.probabilities(features[rows])
         if self.stage2 is None:
             return quality_raw, platform
-        comparisons = comparison_features(features, game_ids, edition_ids)[rows]
+        comparisons = comparison_features(features, game_ids, edition_ids, self.similarity)[rows]
         x_stage2 = stage2_inputs(quality_raw, platform_raw, picked_families, comparisons, stats[rows], phase1[rows])
         return self.stage2.probabilities(x_stage2), platform
 
@@ -106,6 +109,9 @@ class HeadSet:
             if head is not None:
                 for name in ARRAY_NAMES:
                     result[f"{prefix}_{name}"] = getattr(head, name)
+        if self.similarity is not None:
+            for name in SIMILARITY_ARRAYS:
+                result[f"similarity_{name}"] = getattr(self.similarity, name)
         return result
 
 
@@ -185,6 +191,9 @@ def load_heads(folder: Path, backbone: str | None = None) -> Heads:
                 if f"{prefix}_w1" in arrays:
                     loaded[prefix] = MLP(*(arrays[f"{prefix}_{name}"] for name in ARRAY_NAMES))
                     loaded[prefix].temperature = float(meta.get("temperature", {}).get(prefix, 1.0))
+            similarity = None
+            if "similarity_mean" in arrays:
+                similarity = SimilaritySpace(*(arrays[f"similarity_{name}"] for name in SIMILARITY_ARRAYS))
     except (zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointMismatch(
             f"Checkpoint weights {folder / WEIGHTS_FILE} are truncated or corrupt ({exc}). Retrain with `coverpick train`."
@@ -192,7 +201,12 @@ def load_heads(folder: Path, backbone: str | None = None) -> Heads:
     missing = [name for name in ("quality", "platform") if name not in loaded]
     if missing:
         raise CheckpointMismatch(f"Checkpoint {meta.get('version', '?')} lacks the {' and '.join(missing)} head weights in {WEIGHTS_FILE}.")
-    heads = HeadSet(quality=loaded["quality"], platform=loaded["platform"], stage2=loaded.get("stage2"))
+    if "stage2" in loaded and similarity is None:
+        raise CheckpointMismatch(
+            f"Checkpoint {meta.get('version', '?')} has a second stage but no similarity space in {WEIGHTS_FILE}. "
+            "Retrain with `coverpick train`."
+        )
+    heads = HeadSet(quality=loaded["quality"], platform=loaded["platform"], stage2=loaded.get("stage2"), similarity=similarity)
     return Heads(meta=meta, heads=heads, folder=folder)
 
 

@@ -24,6 +24,7 @@ from coverpick.model.heads import META_FILE, WEIGHTS_FILE, MLP, HeadSet
 from coverpick.model.inputs import (
     LAYOUT_VERSION,
     comparison_features,
+    fit_similarity_space,
     game_prototypes,
     platform_layout,
     quality_inputs,
@@ -247,13 +248,14 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         )
         quality_oof[held], platform_oof[held] = q, p
     at = data.rows[subset]
-    comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids)[at]
+    similarity = fit_similarity_space(arrays.features[at], len(VIEWS))
+    comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids, similarity)[at]
     x_stage2 = stage2_inputs(
         quality_oof, platform_oof, [arrays.families[i] for i in at], comparisons, arrays.stats[at], arrays.phase1[at]
     )
     targets = data.targets[subset]
     stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)
-    return HeadSet(quality, platform, stage2)
+    return HeadSet(quality, platform, stage2, similarity)
 
 
 def predict_rows(heads: HeadSet, data: TrainingData, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
