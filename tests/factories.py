@@ -53,13 +53,28 @@ def phase1_version(name: str = "phase1-test") -> ClassifierVersion:
     return _version(name, ClassifierVersion.KIND_PHASE1, True)
 
 
-def predict(listing: Listing, version: ClassifierVersion, quality=None, platform=None, confidence=0.9, platform_confidence=0.9) -> Verdict:
+def predict(
+    listing: Listing,
+    version: ClassifierVersion,
+    quality=None,
+    platform=None,
+    confidence=0.9,
+    platform_confidence=0.9,
+    clean_probability=None,
+) -> Verdict:
+    """A classifier verdict; with ``clean_probability``, quality_probs carries it under ``clean``."""
+    probs = None
+    if clean_probability is not None:
+        probs = {"clean": clean_probability}
+        if quality not in (None, "clean", "unknown"):
+            probs[quality] = confidence
     return Verdict.objects.create(
         listing=listing,
         source=Verdict.SOURCE_CLASSIFIER,
         classifier_version=version,
         quality=quality,
         quality_confidence=confidence,
+        quality_probs=probs,
         platform=platform,
         platform_confidence=platform_confidence,
     )

@@ -196,3 +196,57 @@ def test_clean_verdict_beats_key_card_notice_in_tier_zero():
     predict(plain, version, "clean")
     assert order(game) == [plain.pk, notice.pk]
     assert tiers(game) == {plain.pk: 0, notice.pk: 0}
+
+
+def test_unsure_clean_guess_beats_a_confident_defect():
+    game, (edition,) = make_game()
+    version = heads_version()
+    render = make_listing(edition)
+    unsure = make_listing(edition)
+    predict(render, version, "3d_render", clean_probability=0.05)
+    predict(unsure, version, "unknown", confidence=0.3, clean_probability=0.3)
+    assert order(game) == [unsure.pk, render.pk]
+    assert tiers(game)[unsure.pk] == 4
+
+
+def test_higher_clean_probability_wins_among_defects_whatever_the_tier():
+    game, (edition,) = make_game()
+    version = heads_version()
+    render = make_listing(edition)
+    mistaken = make_listing(edition)
+    predict(render, version, "3d_render", clean_probability=0.02)
+    predict(mistaken, version, "wrong_game", confidence=0.45, clean_probability=0.4)
+    assert order(game) == [mistaken.pk, render.pk]
+
+
+def test_higher_clean_probability_wins_among_clean_verdicts_before_shop_preference():
+    game, (edition,) = make_game()
+    version = heads_version()
+    preferred = make_listing(edition, "shop-pref", preference=0)
+    other = make_listing(edition, "shop-other", preference=5)
+    predict(preferred, version, "clean", confidence=0.6, clean_probability=0.6)
+    predict(other, version, "clean", confidence=0.9, clean_probability=0.9)
+    assert order(game) == [other.pk, preferred.pk]
+
+
+def test_platform_mismatch_keeps_an_unsure_clean_guess_out_of_the_clean_group():
+    game, (edition,) = make_game()
+    version = heads_version()
+    mismatched = make_listing(edition)
+    render = make_listing(edition)
+    predict(mismatched, version, "unknown", platform="nintendo", confidence=0.3, clean_probability=0.3)
+    predict(render, version, "3d_render", platform="sony", clean_probability=0.1)
+    got = tiers(game)
+    assert got[mismatched.pk] == 6
+    assert order(game) == [mismatched.pk, render.pk]
+
+
+def test_manual_defect_label_scores_below_any_classifier_guess_in_its_group():
+    game, (edition,) = make_game()
+    version = heads_version()
+    labelled = make_listing(edition)
+    guessed = make_listing(edition)
+    predict(labelled, version, "clean", clean_probability=0.95)
+    set_labels(labelled, ["contents"])
+    predict(guessed, version, "margins", clean_probability=0.2)
+    assert order(game) == [guessed.pk, labelled.pk]

@@ -143,7 +143,7 @@ def test_game_page_lists_candidates_in_rank_order(client, ranked_game):
 def test_game_page_explains_each_rank(client, ranked_game):
     body = client.get(f"/games/{ranked_game['game'].pk}/").content.decode()
     assert "Verdict clean (classifier) puts it in tier 0" in body
-    assert "Below the cover above because its tier is 1 against 0." in body
+    assert "Below the cover above because it is among other usable covers, which rank after covers judged clean" in body
     assert "Declared platform family is sony, but a classifier reads nintendo" in body
     assert "platform mismatch" in body
     assert "93%" in body
@@ -292,3 +292,18 @@ def test_unknown_asset_is_404(client):
 def test_pages_link_versioned_stylesheet(client):
     body = Client().get("/").content.decode()
     assert f"/assets/style.css?v={asset_version('style.css')}" in body
+
+
+def test_game_page_explains_group_and_clean_score():
+    game, (edition,) = make_game()
+    version = heads_version()
+    sure = make_listing(edition)
+    unsure = make_listing(edition)
+    render = make_listing(edition)
+    predict(sure, version, "clean", confidence=0.9, clean_probability=0.9)
+    predict(unsure, version, "clean", confidence=0.6, clean_probability=0.6)
+    predict(render, version, "3d_render", clean_probability=0.1)
+    ranked = list(ranked_covers(game))
+    assert [listing.pk for listing in ranked] == [sure.pk, unsure.pk, render.pk]
+    assert "clean score is 0.60 against 0.90" in order_reason(ranked[0], ranked[1])
+    assert "among other usable covers, which rank after covers judged clean" in order_reason(ranked[1], ranked[2])

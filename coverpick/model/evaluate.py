@@ -16,7 +16,7 @@ import numpy as np
 
 from coverpick import conf
 from coverpick.catalogue.models import Listing
-from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, tier_for
+from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, UNKNOWN, tier_for
 from coverpick.model.heads import decide
 from coverpick.model.train import build_training_data, fit_heads
 
@@ -74,6 +74,7 @@ def cross_validate(truth_path: Path, *, folds: int = 5, seed: int = 0, backbone_
                 "labels": reference["labels"],
                 "image_family": reference.get("image_family"),
                 "quality": predictions[i].quality,
+                "clean_probability": float(quality_probs[i, LABEL_CLASSES.index("clean")]),
                 "platform": predictions[i].platform,
                 "pixels": (pixels[listing_id] or 0) * (heights[listing_id] or 0),
             }
@@ -126,11 +127,19 @@ def _predicted_tier(record: dict) -> int:
     return tier_for("wrong_console") if mismatch else tier_for(record["quality"])
 
 
+def _rank_key(record: dict) -> tuple:
+    """The ranking's order (coverpick.ranking) for a cover judged by the heads alone."""
+    tier = _predicted_tier(record)
+    clean_leaning = tier == tier_for("clean") or (record["quality"] == UNKNOWN and tier != tier_for("wrong_console"))
+    return (0 if clean_leaning else 1, record["quality"] in ("gkc", "ciab"), -record["clean_probability"], tier, -record["pixels"], record["listing"])
+
+
 def primary_clean_rate(records: list[dict]) -> float | None:
     """Share of games with a truly clean listing whose model-chosen primary is truly clean.
 
-    The choice follows the ranking without manual rows: tier (with platform
-    mismatch demotion), a clean verdict before gkc or ciab, then resolution.
+    The choice follows the ranking without manual rows or shop preference:
+    clean-leaning covers first (with platform mismatch demotion), a clean
+    verdict before gkc or ciab, the probability of clean, tier, then resolution.
     """
     by_game = defaultdict(list)
     for record in records:
@@ -140,7 +149,7 @@ def primary_clean_rate(records: list[dict]) -> float | None:
         if not any("clean" in r["labels"] for r in rows):
             continue
         eligible += 1
-        best = min(rows, key=lambda r: (_predicted_tier(r), r["quality"] in ("gkc", "ciab"), -r["pixels"], r["listing"]))
+        best = min(rows, key=_rank_key)
         good += "clean" in best["labels"]
     return round(good / eligible, 4) if eligible else None
 

@@ -14,7 +14,15 @@ from django.db.models import OuterRef, QuerySet, Subquery
 
 from coverpick.catalogue.models import ClassifierVersion, CoverImage, Listing, Verdict
 from coverpick.labels import PINNED_TIER
-from coverpick.ranking import MISMATCH_TIER, UNUSABLE_TIER, verdict_source
+from coverpick.ranking import (
+    GROUP_CLEAN_LEANING,
+    GROUP_OTHER,
+    GROUP_PINNED,
+    GROUP_UNUSABLE,
+    MISMATCH_TIER,
+    UNUSABLE_TIER,
+    verdict_source,
+)
 from coverpick.vision.stats import STAT_NAMES
 
 TIER_NAMES = {
@@ -85,28 +93,43 @@ def _mismatching_platform(listing: Listing) -> str:
     return "another family"
 
 
+GROUP_NAMES = {
+    GROUP_PINNED: "the pinned cover",
+    GROUP_CLEAN_LEANING: "covers judged clean or leaning clean",
+    GROUP_OTHER: "other usable covers",
+    GROUP_UNUSABLE: "unusable covers",
+}
+
+
 def order_reason(previous: Listing | None, listing: Listing) -> str:
     """Say which sort key puts ``listing`` right after ``previous``.
 
-    The keys are those of coverpick.ranking: tier, then shop preference, then
+    The keys are those of coverpick.ranking: group, a clean verdict before a
+    key-card or code notice, clean score (higher first), tier, shop preference,
     natural pixel count (larger first), then listing id.
     """
     if previous is None:
         # A pin's tier reason already says that it comes first.
         return "" if listing.is_pinned else "Ranks first."
+    if listing.rank_group != previous.rank_group:
+        return f"Below the cover above because it is among {GROUP_NAMES[listing.rank_group]}, which rank after {GROUP_NAMES[previous.rank_group]}."
+    if listing.notice_rank != previous.notice_rank:
+        return f"Same group as the cover above, but its verdict {listing.effective_verdict} carries a notice that a plain clean cover does not."
+    if listing.clean_score != previous.clean_score:
+        return f"Same group as the cover above; its clean score is {listing.clean_score:.2f} against {previous.clean_score:.2f}."
     if listing.tier != previous.tier:
-        return f"Below the cover above because its tier is {listing.tier} against {previous.tier}."
+        return f"Same group and clean score as the cover above; its tier is {listing.tier} against {previous.tier}."
     if listing.shop.preference != previous.shop.preference:
         return (
-            f"Same tier as the cover above; its shop's preference is {listing.shop.preference} "
+            f"Same tier and clean score as the cover above; its shop's preference is {listing.shop.preference} "
             f"against {previous.shop.preference} (lower wins)."
         )
     if listing.natural_pixels != previous.natural_pixels:
         return (
-            f"Same tier and shop preference as the cover above; its image is smaller "
+            f"Same tier, clean score and shop preference as the cover above; its image is smaller "
             f"({pixel_size(listing.cover)} against {pixel_size(previous.cover)})."
         )
-    return "Ties with the cover above on tier, shop preference and size; the older listing comes first."
+    return "Ties with the cover above on tier, clean score, shop preference and size; the older listing comes first."
 
 
 def pixel_size(cover: CoverImage | None) -> str:
