@@ -15,6 +15,7 @@ from coverpick.model.inputs import (
     stage2_layout,
 )
 from coverpick.vision.presets import VIEWS
+from coverpick.vision.profile import PROFILE_VERSION
 
 
 def one_hot_probs(index: int, size: int, peak: float) -> np.ndarray:
@@ -60,6 +61,7 @@ def valid_meta(dim=8):
         "backbone": "efficientnet_lite0",
         "feature_dim": dim,
         "views": list(VIEWS),
+        "strip_profile": PROFILE_VERSION,
         "stage2_layout": json.loads(json.dumps(stage2_layout())),
         "classes": list(LABEL_CLASSES),
         "platform_families": list(PLATFORM_FAMILIES),
@@ -82,6 +84,7 @@ def test_check_meta_accepts_matching_checkpoint():
         (lambda m: m.update(quality_layout=[["features", 8]]), "quality input layout"),
         (lambda m: m.update(layout_version=0), "quality input layout"),
         (lambda m: m.update(views=["full"]), "backbone views"),
+        (lambda m: m.pop("strip_profile"), "strip profile"),
         (lambda m: m.update(stage2_layout=[["comparisons", 5]]), "second-stage input layout"),
     ],
 )
@@ -121,7 +124,7 @@ def test_similarity_space_lets_game_identity_outweigh_what_all_covers_share():
     editions = [f"{game}-ps4" for game in game_ids]
 
     raw = comparison_features(features, game_ids, editions)
-    whitened = comparison_features(features, game_ids, editions, fit_similarity_space(features, views=2))
+    whitened = comparison_features(features, game_ids, editions, fit_similarity_space(features, full_dim=identity_dims + 1))
     raw_gap = min(raw[0, 2], raw[1, 2]) - raw[2, 2]
     whitened_gap = min(whitened[0, 2], whitened[1, 2]) - whitened[2, 2]
     assert raw_gap < 0.05

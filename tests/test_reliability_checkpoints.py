@@ -22,6 +22,7 @@ from coverpick.model.versions import activate_version, active_heads_version, reg
 from coverpick.vision import extract
 from coverpick.vision.extract import BackboneExportError
 from coverpick.vision.presets import VIEWS
+from coverpick.vision.profile import PROFILE_VERSION
 
 torch = pytest.importorskip("torch", reason="save_checkpoint writes heads.pt with torch (pip install 'coverpick[train]')")
 
@@ -51,7 +52,7 @@ def random_heads(seed: int = 0) -> HeadSet:
         quality=random_mlp(rng, quality_inputs, len(LABEL_CLASSES)),
         platform=random_mlp(rng, FEATURE_DIM, len(PLATFORM_FAMILIES)),
         stage2=random_mlp(rng, stage2_inputs, len(LABEL_CLASSES)),
-        similarity=fit_similarity_space(rng.normal(size=(20, FEATURE_DIM)).astype(np.float32), len(VIEWS)),
+        similarity=fit_similarity_space(rng.normal(size=(20, FEATURE_DIM)).astype(np.float32), full_dim=FEATURE_DIM // 2),
     )
 
 
@@ -61,6 +62,7 @@ def checkpoint_meta(version: str) -> dict:
         "version": version,
         "backbone": BACKBONE,
         "views": list(VIEWS),
+        "strip_profile": PROFILE_VERSION,
         "feature_dim": FEATURE_DIM,
         "classes": list(LABEL_CLASSES),
         "platform_families": list(PLATFORM_FAMILIES),

@@ -18,6 +18,7 @@ from coverpick.covers.store import read_bytes
 from coverpick.vision.extract import FeatureCache, FeatureExtractor
 from coverpick.vision.phase1 import detect_platform
 from coverpick.vision.presets import INPUT_SIZE, VIEWS, to_view_arrays
+from coverpick.vision.profile import PROFILE_DIM, PROFILE_VERSION, strip_profile
 from coverpick.vision.stats import image_statistics
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,11 @@ def cache_for(backbone_id: str, view: str) -> FeatureCache:
     return FeatureCache(backbone_id if view == "full" else f"{backbone_id}.{view}")
 
 
+def profile_cache() -> FeatureCache:
+    """The strip profiles' cache: pixel measurements, the same whatever the backbone or its precision."""
+    return FeatureCache(PROFILE_VERSION, precision="fp32")
+
+
 @dataclass
 class FeaturizeSummary:
     covers: int = 0
@@ -38,7 +44,10 @@ class FeaturizeSummary:
 
 
 def covers_needing_work(covers, caches: list[FeatureCache]) -> list[CoverImage]:
-    """Covers that decode (or have not been tried) and lack cached features, statistics or a phase-1 result."""
+    """Covers that decode (or have not been tried) and lack cached features, statistics or a phase-1 result.
+
+    ``caches`` lists every cache a cover needs an entry in: the backbone views' and the strip profile's.
+    """
     pending = []
     for cover in covers:
         if cover.decode_error:
@@ -49,11 +58,11 @@ def covers_needing_work(covers, caches: list[FeatureCache]) -> list[CoverImage]:
 
 
 def featurize(covers, backbone_id: str, *, extractor: FeatureExtractor | None = None, progress: bool = False) -> FeaturizeSummary:
-    """Make sure every given cover has cached features, statistics and a phase-1 result."""
+    """Make sure every given cover has cached features, a strip profile, statistics and a phase-1 result."""
     caches = [cache_for(backbone_id, view) for view in VIEWS]
     covers = list(covers)
     summary = FeaturizeSummary(covers=len(covers))
-    pending = covers_needing_work(covers, caches)
+    pending = covers_needing_work(covers, [*caches, profile_cache()])
     summary.cached = len(covers) - len(pending)
     if not pending:
         return summary
@@ -98,8 +107,13 @@ def _featurize_chunk(chunk: list[CoverImage], caches: list[FeatureCache], extrac
             changed += ["width", "height"]
         if changed:
             cover.save(update_fields=changed)
+        rgb = None
+        profiles = profile_cache()
+        if cover.sha256 not in profiles:
+            rgb = to_rgb_on_white(image)
+            profiles.put(cover.sha256, strip_profile(rgb))
         if any(cover.sha256 not in cache for cache in caches):
-            arrays.extend(to_view_arrays(to_rgb_on_white(image), VIEWS))
+            arrays.extend(to_view_arrays(rgb if rgb is not None else to_rgb_on_white(image), VIEWS))
             decoded.append(cover)
         else:
             summary.cached += 1
@@ -112,8 +126,14 @@ def _featurize_chunk(chunk: list[CoverImage], caches: list[FeatureCache], extrac
 
 
 def load_image_features(sha256_list: list[str], backbone_id: str) -> np.ndarray:
-    """Cached features of every view, concatenated in VIEWS order: the heads' image features."""
-    return np.concatenate([load_features(sha256_list, backbone_id, view) for view in VIEWS], axis=1)
+    """The heads' image features: cached backbone features of every view in VIEWS order, then the strip profile."""
+    blocks = [load_features(sha256_list, backbone_id, view) for view in VIEWS]
+    return np.concatenate([*blocks, load_profiles(sha256_list)], axis=1)
+
+
+def load_profiles(sha256_list: list[str]) -> np.ndarray:
+    """Stack cached strip profiles in the given order; raises KeyError naming the first missing one."""
+    return _stack_cached(profile_cache(), sha256_list, "strip profile", PROFILE_DIM)
 
 
 def load_stats(sha256_list: list[str]) -> np.ndarray:
@@ -131,11 +151,14 @@ def load_phase1(sha256_list: list[str]) -> np.ndarray:
 
 def load_features(sha256_list: list[str], backbone_id: str, view: str = "full") -> np.ndarray:
     """Stack cached features of one view in the given order; raises KeyError naming the first missing one."""
-    cache = cache_for(backbone_id, view)
+    return _stack_cached(cache_for(backbone_id, view), sha256_list, f"{backbone_id} {view} features", 0)
+
+
+def _stack_cached(cache: FeatureCache, sha256_list: list[str], what: str, width: int) -> np.ndarray:
     vectors = []
     for sha in sha256_list:
         vector = cache.get(sha)
         if vector is None:
-            raise KeyError(f"no cached {backbone_id} {view} features for image {sha[:12]}; run the sweep or training first")
+            raise KeyError(f"no cached {what} for image {sha[:12]}; run the sweep or training first")
         vectors.append(vector)
-    return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), dtype=np.float32)
+    return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, width), dtype=np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.vision.presets import VIEWS
+from coverpick.vision.profile import PROFILE_VERSION
 from coverpick.model.inputs import (
     LAYOUT_VERSION,
     SimilaritySpace,
@@ -169,6 +170,8 @@ def check_meta(meta: dict, backbone: str | None = None) -> None:
         problems.append(f"second-stage input layout {meta.get('stage2_layout')} differs from {stage2_layout()}")
     if meta.get("views") != list(VIEWS):
         problems.append(f"backbone views {meta.get('views')} differ from this code's {list(VIEWS)}")
+    if meta.get("strip_profile") != PROFILE_VERSION:
+        problems.append(f"strip profile {meta.get('strip_profile')!r} differs from this code's {PROFILE_VERSION!r}")
     if backbone is not None and meta.get("backbone") != backbone:
         problems.append(f"backbone {meta.get('backbone')!r} differs from the configured {backbone!r}")
     if problems:

@@ -1,7 +1,8 @@
 """Head input layouts, shared by training and inference (numpy only).
 
 Image features are the backbone's pooled features of each view of the cover
-(the letterboxed full cover, then the top-and-bottom bands), concatenated.
+(the letterboxed full cover, then the top-and-bottom bands), concatenated,
+followed by the cover's strip profile (coverpick.vision.profile).
 
 The quality head reads, in this order: image features (D), a one-hot of the
 listing's declared platform family (4, all zeros for "other"), the game
@@ -24,10 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from coverpick.labels import PLATFORM_FAMILIES
+from coverpick.vision.presets import VIEWS
+from coverpick.vision.profile import PROFILE_DIM
 
 N_STATS = 10
 N_COMPARISONS = 5
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 # Dimensions of the whitened space in which covers are compared with their siblings.
 SIMILARITY_DIMS = 256
 
@@ -130,10 +133,15 @@ class SimilaritySpace:
         return ((full - self.mean) @ self.components.T) * self.scale
 
 
-def fit_similarity_space(features: np.ndarray, views: int, dims: int = SIMILARITY_DIMS) -> SimilaritySpace:
-    """Fit the comparison space on training covers' features (the first of ``views`` equal blocks: the full view)."""
+def full_view_dim(feature_dim: int) -> int:
+    """Width of the full view's block at the start of image features of width ``feature_dim``."""
+    return (feature_dim - PROFILE_DIM) // len(VIEWS)
+
+
+def fit_similarity_space(features: np.ndarray, full_dim: int, dims: int = SIMILARITY_DIMS) -> SimilaritySpace:
+    """Fit the comparison space on training covers' image features, of which it reads the first ``full_dim`` (the full view)."""
     features = np.asarray(features, dtype=np.float32)
-    full = features[:, : features.shape[1] // max(1, views)]
+    full = features[:, :full_dim]
     mean = full.mean(axis=0)
     _, singular, vt = np.linalg.svd(full - mean, full_matrices=False)
     keep = max(1, min(dims, int((singular > singular[0] * 1e-4).sum())))

@@ -25,6 +25,7 @@ from coverpick.model.inputs import (
     LAYOUT_VERSION,
     comparison_features,
     fit_similarity_space,
+    full_view_dim,
     game_prototypes,
     platform_layout,
     quality_inputs,
@@ -33,6 +34,7 @@ from coverpick.model.inputs import (
     stage2_layout,
 )
 from coverpick.vision.presets import VIEWS
+from coverpick.vision.profile import PROFILE_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +250,7 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         )
         quality_oof[held], platform_oof[held] = q, p
     at = data.rows[subset]
-    similarity = fit_similarity_space(arrays.features[at], len(VIEWS))
+    similarity = fit_similarity_space(arrays.features[at], full_view_dim(arrays.features.shape[1]))
     comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids, similarity)[at]
     x_stage2 = stage2_inputs(
         quality_oof, platform_oof, [arrays.families[i] for i in at], comparisons, arrays.stats[at], arrays.phase1[at]
@@ -362,6 +364,7 @@ def train(backbone_id: str | None = None, *, activate: bool = False, seed: int =
         "version": version,
         "backbone": backbone_id,
         "views": list(VIEWS),
+        "strip_profile": PROFILE_VERSION,
         "feature_dim": data.feature_dim,
         "classes": list(LABEL_CLASSES),
         "platform_families": list(PLATFORM_FAMILIES),
