@@ -1,6 +1,8 @@
 from collections import Counter
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from coverpick.catalogue.manual import record_review, set_labels
 from coverpick.catalogue.models import Verdict
@@ -206,6 +208,9 @@ def test_audit_suspects_come_first_until_relabelled(settings):
     predict(unsure, version, "unknown", confidence=0.2)
     suspect = make_listing(edition)
     set_labels(suspect, ["clean"])
+    # File modification times come from a coarse kernel clock and can read a few
+    # milliseconds behind the label's save, so the label is dated well before the audit.
+    Verdict.objects.filter(listing=suspect).update(updated_at=timezone.now() - timedelta(minutes=1))
     path = suspects_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
