@@ -10,21 +10,21 @@ Rules, in order:
   review, a pin's clean) if there is one, else the active heads' verdict.
   Demotion markers (manual-pin/unknown) and rejected reviews are never read as
   verdicts;
-- covers then fall into three groups: the pinned cover; the clean-leaning
-  covers (tier 0, or an active-heads verdict of `unknown`, which the heads give
-  when clean is their best guess but below the clean threshold); every other
-  usable cover; unusable covers last;
+- covers then fall into groups, in this order: the pinned cover, the
+  clean-leaning covers (tier 0, or an active-heads verdict of `unknown`, which
+  the heads give when clean is their best guess but below the clean
+  threshold), every other usable cover, and unusable covers last;
 - within a group, a `clean` verdict comes before `gkc` and `ciab` (a plain
-  cover beats one that carries a key-card or code notice), then the higher
-  clean score: 1 for a manual clean verdict, 0 for any other manual verdict,
-  else the active heads' probability of `clean`. Tier, shop preference,
-  natural resolution and listing id break the remaining ties.
+  cover beats one that carries a key-card or code notice). Then the higher
+  clean score wins: 1 for a manual clean verdict, 0 for any other manual
+  verdict, otherwise the active heads' probability of `clean`. Tier, shop
+  preference, natural resolution and listing id break the remaining ties.
 
-Why the clean score comes before the tier inside a group: the tier follows
-the argmax class alone, so a clean cover that the heads mistake for, say,
-wrong_game would sink below every 3D render. Ordered by the probability of
-clean, the truly clean cover wins in 0.90 of the sample's games under
-cross-validation by game, against 0.72 when the tier decides.
+The clean score comes before the tier inside a group because the tier follows
+the argmax class alone: a clean cover that the heads mistake for wrong_game
+would otherwise sink below every 3D render. Under cross-validation by game on
+the sample catalogue, the truly clean cover ranks first in 0.93 of the games
+that have one with this order, against 0.73 when the tier decides.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ def test_prototype_excludes_same_edition_and_is_zero_without_other_editions():
     assert prototypes[3].tolist() == [0.0, 0.0]
 
 
-def test_similarity_space_lets_game_identity_outweigh_what_all_covers_share():
+def test_similarity_space_separates_games():
     rng = np.random.default_rng(0)
     games, identity_dims = 30, 6
     identity = rng.normal(size=(games, identity_dims))

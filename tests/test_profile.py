@@ -30,14 +30,14 @@ def measure(profile: np.ndarray, edge: str, name: str) -> np.ndarray:
     return block.reshape(PROFILE_ROWS, len(MEASURES))[:, MEASURES.index(name)]
 
 
-def test_profile_has_fixed_length_and_is_deterministic():
+def test_profile_length_and_determinism():
     cover = noisy_cover()
     first, second = strip_profile(cover), strip_profile(cover)
     assert first.shape == (PROFILE_DIM,) and first.dtype == np.float32
     assert np.array_equal(first, second)
 
 
-def test_a_notice_strip_shows_as_flat_rows_at_its_edge_only():
+def test_notice_strip_shows_at_its_edge():
     cover = noisy_cover()
     plain = strip_profile(cover)
     marked = strip_profile(with_notice(cover, (240, 120, 20), "top"))
@@ -49,7 +49,7 @@ def test_a_notice_strip_shows_as_flat_rows_at_its_edge_only():
     assert measure(bottom, "bottom", "flat_share")[:2].min() > 0.9
 
 
-def test_profile_reads_a_strip_the_same_whatever_its_hue():
+def test_profile_ignores_strip_hue():
     cover = noisy_cover(1)
     orange = strip_profile(with_notice(cover, (230, 120, 30)))
     teal = strip_profile(with_notice(cover, (45, 188, 165)))  # the same brightness as the orange
@@ -57,7 +57,7 @@ def test_profile_reads_a_strip_the_same_whatever_its_hue():
         assert np.allclose(measure(orange, "top", name)[:4], measure(teal, "top", name)[:4], atol=0.05), name
 
 
-def test_profile_accepts_rgba_and_greyscale_images():
+def test_profile_accepts_rgba_and_grey():
     cover = noisy_cover()
     assert strip_profile(cover.convert("RGBA")).shape == (PROFILE_DIM,)
     assert strip_profile(cover.convert("L")).shape == (PROFILE_DIM,)

@@ -198,7 +198,7 @@ def test_clean_verdict_beats_key_card_notice_in_tier_zero():
     assert tiers(game) == {plain.pk: 0, notice.pk: 0}
 
 
-def test_unsure_clean_guess_beats_a_confident_defect():
+def test_unsure_clean_beats_defect():
     game, (edition,) = make_game()
     version = heads_version()
     render = make_listing(edition)
@@ -209,7 +209,7 @@ def test_unsure_clean_guess_beats_a_confident_defect():
     assert tiers(game)[unsure.pk] == 4
 
 
-def test_higher_clean_probability_wins_among_defects_whatever_the_tier():
+def test_clean_probability_orders_defects():
     game, (edition,) = make_game()
     version = heads_version()
     render = make_listing(edition)
@@ -219,7 +219,7 @@ def test_higher_clean_probability_wins_among_defects_whatever_the_tier():
     assert order(game) == [mistaken.pk, render.pk]
 
 
-def test_higher_clean_probability_wins_among_clean_verdicts_before_shop_preference():
+def test_clean_probability_before_shop_preference():
     game, (edition,) = make_game()
     version = heads_version()
     preferred = make_listing(edition, "shop-pref", preference=0)
@@ -229,7 +229,7 @@ def test_higher_clean_probability_wins_among_clean_verdicts_before_shop_preferen
     assert order(game) == [other.pk, preferred.pk]
 
 
-def test_platform_mismatch_keeps_an_unsure_clean_guess_out_of_the_clean_group():
+def test_mismatch_leaves_clean_group():
     game, (edition,) = make_game()
     version = heads_version()
     mismatched = make_listing(edition)
@@ -241,7 +241,7 @@ def test_platform_mismatch_keeps_an_unsure_clean_guess_out_of_the_clean_group():
     assert order(game) == [mismatched.pk, render.pk]
 
 
-def test_manual_defect_label_scores_below_any_classifier_guess_in_its_group():
+def test_manual_defect_scores_zero():
     game, (edition,) = make_game()
     version = heads_version()
     labelled = make_listing(edition)

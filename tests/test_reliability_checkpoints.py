@@ -132,7 +132,7 @@ def test_load_heads_returns_saved_weights(checkpoints):
         assert np.array_equal(loaded.heads.arrays()[name], array), name
 
 
-def test_load_heads_refuses_second_stage_without_similarity_space(checkpoints):
+def test_load_rejects_missing_similarity_space(checkpoints):
     folder = checkpoints(seed=4)
     with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:
         kept = {name: arrays[name] for name in arrays.files if not name.startswith("similarity_")}

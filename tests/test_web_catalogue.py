@@ -294,7 +294,7 @@ def test_pages_link_versioned_stylesheet(client):
     assert f"/assets/style.css?v={asset_version('style.css')}" in body
 
 
-def test_game_page_explains_group_and_clean_score():
+def test_explains_group_and_clean_score():
     game, (edition,) = make_game()
     version = heads_version()
     sure = make_listing(edition)

@@ -120,8 +120,9 @@ class SimilaritySpace:
     alike under plain cosine similarity. Centring on the training covers' mean
     and dividing each principal component by its spread lets the directions
     that tell games apart count as much as those that all covers share. On the
-    sample catalogue this raises the area under the ROC curve of "highest
-    similarity to a sibling" as a wrong_game detector from 0.83 to 0.95.
+    sample catalogue, with the space fitted on all its covers, the highest
+    similarity to a sibling separates wrong_game covers from the rest with an
+    area under the ROC curve of 0.95, against 0.83 in the raw features.
     """
 
     mean: np.ndarray

@@ -7,12 +7,13 @@ band into the rest of the picture. The profile keeps it: for each of the
 PROFILE_ROWS pixel rows at the top and at the bottom of a 64×96 box-filtered
 copy, it measures how flat the row is, how much its brightness varies, how
 much text-like detail it holds, and how far its mean colour jumps from the
-next row inwards. None of the four depends on which colour a band is, so a
-notice in another shop's colours reads the same.
+next row inwards. None of the four reads a band's hue, only its flatness,
+brightness and edges, so a notice in another shop's colours of similar
+brightness gives about the same profile.
 
 On the sample catalogue, under cross-validation by game, adding the profile
-to the quality head's inputs raised gkc recall from 0.23 to 0.44 and ciab from
-0.42 to 0.53, with no class falling by more than fold noise.
+to the image features raised gkc recall from 0.23 to 0.37 and ciab recall
+from 0.42 to 0.51. No other class moved by more than three covers.
 
 This module imports only numpy and Pillow because it is on the inference path.
 """
