@@ -16,6 +16,7 @@ from coverpick.covers.decode import (
     MAX_IMAGE_PIXELS,
     ImageDecodeError,
     ImageInfo,
+    decode_image,
     decode_rgba,
     read_info,
     sniff_format,
@@ -214,6 +215,53 @@ def test_transparency_becomes_alpha(name):
 
     alpha = np.asarray(img.getchannel("A"))
     assert alpha.min() < 255
+
+
+@pytest.mark.parametrize(
+    "name", ["p_trns_single.png", "l_trns.png", "rgb_trns.png", "transparent.png", "uncompressed_la.png"]
+)
+def test_decode_image_keeps_alpha_when_transparent(name):
+    data = hostile_bytes(name)
+
+    img, info = decode_image(data)
+    rgba, rgba_info = decode_rgba(data)
+
+    assert img.mode == "RGBA"
+    assert info == rgba_info
+    assert np.array_equal(np.asarray(img), np.asarray(rgba))
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "CMYK", "YCbCr"])
+def test_decode_image_opaque_modes_become_rgb(mode):
+    pixels = np.random.default_rng(0).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    data = encode(Image.fromarray(pixels, "RGB").convert(mode), "TIFF")
+
+    img, _ = decode_image(data)
+    rgba, _ = decode_rgba(data)
+
+    assert img.mode == "RGB"
+    assert np.array_equal(np.asarray(img), np.asarray(rgba)[..., :3])
+    assert np.asarray(rgba)[..., 3].min() == 255
+
+
+def test_decode_image_palette_alpha_stays_rgba():
+    palette_image = Image.new("P", (4, 4))
+    palette_image.putpalette([255, 0, 0, 128, 0, 255, 0, 255] * 128, rawmode="RGBA")
+
+    from coverpick.covers.decode import _is_opaque
+
+    assert not _is_opaque(palette_image)
+
+
+def test_decode_image_draft_and_orientation_like_rgba():
+    data = hostile_bytes("hopper_orientation_6.jpg")
+
+    img, info = decode_image(data, draft_size=(32, 32))
+    rgba, rgba_info = decode_rgba(data, draft_size=(32, 32))
+
+    assert info == rgba_info
+    assert img.mode == "RGB"
+    assert np.array_equal(np.asarray(img), np.asarray(rgba)[..., :3])
 
 
 def test_sixteen_bit_grey_scales_to_eight_bits():

@@ -171,6 +171,22 @@ def decode_rgba(
     Raises ImageDecodeError for empty, unrecognised, oversized, zero-sized,
     truncated or corrupt data.
     """
+    image, info = decode_image(data, draft_size)
+    return (image if image.mode == "RGBA" else image.convert("RGBA")), info
+
+
+def decode_image(
+    data: bytes, draft_size: tuple[int, int] | None = None
+) -> tuple[Image.Image, ImageInfo]:
+    """Decode like decode_rgba, but return an RGB image when the image has no transparency.
+
+    An image has transparency when its mode has an alpha channel or it carries
+    a colour key ("transparency" in Pillow's info); those come back as RGBA,
+    exactly as decode_rgba returns them. Every other image comes back as RGB,
+    which saves the alpha channel and compositing onto white for the opaque
+    covers that most feeds send (every JPEG). Its pixels equal decode_rgba's
+    RGB channels, and decode_rgba's alpha would be 255 everywhere.
+    """
     if draft_size is not None and (draft_size[0] <= 0 or draft_size[1] <= 0):
         raise ValueError(f"draft_size must be two positive integers, got {draft_size!r}")
     fmt = _check_format(data)
@@ -183,11 +199,11 @@ def decode_rgba(
         img.load()
         # A PNG may store its eXIf chunk after the pixel data, which only load() reads.
         orientation = _read_orientation(img, allow_load=True)
-        rgba = _to_rgba(img)
+        decoded = _to_rgb(img) if _is_opaque(img) else _to_rgba(img)
     transpose = _TRANSPOSE_BY_ORIENTATION.get(orientation)
     if transpose is not None:
-        rgba = rgba.transpose(transpose)
-    return rgba, _natural_info(fmt, natural_size, orientation)
+        decoded = decoded.transpose(transpose)
+    return decoded, _natural_info(fmt, natural_size, orientation)
 
 
 def to_rgb_on_white(img_rgba: Image.Image) -> Image.Image:
@@ -321,6 +337,24 @@ def _apply_draft(img: Image.Image, draft_size: tuple[int, int], *, swapped: bool
     # Passing the image's own mode keeps CMYK and grey JPEGs in their mode, so
     # _to_rgba converts them the same way as a full-size decode.
     img.draft(img.mode, (width, height))
+
+
+# Modes that decode_image returns as RGB when the frame has no colour key and
+# no palette alpha. Modes with an alpha channel, 16-bit grey (scaled in
+# _to_rgba) and rare modes such as LAB keep the RGBA path.
+_OPAQUE_MODES = ("RGB", "RGBX", "CMYK", "P", "L", "1", "YCbCr")
+
+
+def _is_opaque(img: Image.Image) -> bool:
+    """Return True when the loaded frame has no alpha channel, colour key or palette alpha."""
+    if img.mode not in _OPAQUE_MODES or "transparency" in img.info:
+        return False
+    return img.mode != "P" or img.palette is None or img.palette.mode == "RGB"
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert a loaded frame without transparency to 8-bit RGB, as _to_rgba would minus its alpha."""
+    return img.copy() if img.mode == "RGB" else img.convert("RGB")
 
 
 def _to_rgba(img: Image.Image) -> Image.Image:

@@ -90,14 +90,16 @@ def detect_platform(img_rgba: Image.Image, natural_size: tuple[int, int]) -> Pha
     """Guess the platform family of a cover image from its case markings and shape.
 
     ``natural_size`` is the (width, height) from the header. It sets the aspect
-    ratio when ``img_rgba`` was decoded at reduced size.
+    ratio when ``img_rgba`` was decoded at reduced size. An RGB image counts as
+    opaque RGBA: it is measured on the small grids without converting the
+    whole image, and the result is the same.
     """
-    rgba = img_rgba if img_rgba.mode == "RGBA" else img_rgba.convert("RGBA")
-    box = _find_cover_box(rgba)
+    image = img_rgba if img_rgba.mode in ("RGB", "RGBA") else img_rgba.convert("RGBA")
+    box = _find_cover_box(image)
     if box is None:
         return Phase1Result(None, 0.0, "no cover found: the image is empty or transparent")
-    aspect = _box_aspect(box, rgba.size, natural_size)
-    hue, saturation, value = _cover_hsv(rgba, box)
+    aspect = _box_aspect(box, image.size, natural_size)
+    hue, saturation, value = _cover_hsv(image, box)
 
     strengths = {}
     for rule in _RULES:
@@ -134,16 +136,17 @@ def _decide(strengths: dict[_CaseRule, float], aspect: float) -> Phase1Result:
     return Phase1Result(best.family, confidence, reason)
 
 
-def _find_cover_box(rgba: Image.Image) -> tuple[int, int, int, int] | None:
-    """Return the cover's (left, top, right, bottom) in ``rgba`` pixels, or None.
+def _find_cover_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """Return the cover's (left, top, right, bottom) in pixels of the RGB or RGBA ``image``, or None.
 
     When at least three corners show the same flat colour or transparency,
     that is taken as a canvas and the box is the area that differs from it.
     Otherwise the whole image is the cover.
     """
-    small = np.asarray(
-        rgba.resize((_CANVAS_GRID, _CANVAS_GRID), Image.Resampling.BOX, reducing_gap=_REDUCING_GAP)
-    )
+    # Pillow resamples RGBA premultiplied by alpha, which leaves opaque pixels
+    # unchanged, so resampling RGB and adding alpha 255 gives the same grid.
+    resampled = image.resize((_CANVAS_GRID, _CANVAS_GRID), Image.Resampling.BOX, reducing_gap=_REDUCING_GAP)
+    small = np.asarray(resampled if resampled.mode == "RGBA" else resampled.convert("RGBA"))
     alpha = small[..., 3]
     colours = small[..., :3].astype(np.int16)
     canvas = _canvas_colour(small)
@@ -157,8 +160,8 @@ def _find_cover_box(rgba: Image.Image) -> tuple[int, int, int, int] | None:
     columns = np.flatnonzero(mask.mean(axis=0) >= _CANVAS_MIN_ROW_FRACTION)
     if rows.size == 0 or columns.size == 0:
         return None
-    scale_x = rgba.width / _CANVAS_GRID
-    scale_y = rgba.height / _CANVAS_GRID
+    scale_x = image.width / _CANVAS_GRID
+    scale_y = image.height / _CANVAS_GRID
     return (
         int(columns[0] * scale_x),
         int(rows[0] * scale_y),
@@ -201,18 +204,20 @@ def _box_aspect(
 
 
 def _cover_hsv(
-    rgba: Image.Image, box: tuple[int, int, int, int]
+    image: Image.Image, box: tuple[int, int, int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return hue (degrees), saturation and value (0 to 1) of the cover on the grid."""
+    """Return hue (degrees), saturation and value (0 to 1) of the cover on the grid, for an RGB or RGBA ``image``."""
     # Resampling before compositing keeps the work on the small grid. Pillow
     # premultiplies alpha while resampling, so the result is within 2 levels of
     # compositing first.
-    cover = rgba.resize(
+    cover = image.resize(
         (_GRID_WIDTH, _GRID_HEIGHT), Image.Resampling.BOX, box=box, reducing_gap=_REDUCING_GAP
     )
-    on_white = Image.new("RGBA", cover.size, (255, 255, 255, 255))
-    on_white.alpha_composite(cover)
-    return _rgb_to_hsv(np.asarray(on_white.convert("RGB"), dtype=np.float64) / 255.0)
+    if cover.mode == "RGBA":
+        on_white = Image.new("RGBA", cover.size, (255, 255, 255, 255))
+        on_white.alpha_composite(cover)
+        cover = on_white.convert("RGB")
+    return _rgb_to_hsv(np.asarray(cover, dtype=np.float64) / 255.0)
 
 
 def _rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -32,10 +32,27 @@ def letterbox(img: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
 
 def to_input_array(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     """Return the normalised CHW float32 array the backbone takes for one cover."""
-    square = letterbox(img, size)
-    array = np.asarray(square, dtype=np.float32) / 255.0
-    array = (array - MEAN) / STD
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
+    return normalise(np.asarray(letterbox(img, size))[None])[0]
+
+
+# normalise() maps a channel value v to (v / 255 - MEAN) / STD as v * _SCALE + _OFFSET.
+_SCALE = (1.0 / (255.0 * STD)).reshape(1, 3, 1, 1).astype(np.float32)
+_OFFSET = (-MEAN / STD).reshape(1, 3, 1, 1).astype(np.float32)
+
+
+def normalise(pixels: np.ndarray) -> np.ndarray:
+    """Return the backbone input for uint8 images of shape (N, H, W, 3): float32, (N, 3, H, W), scaled by MEAN and STD.
+
+    One multiply writes the float32 result straight from the uint8 pixels and
+    one in-place add finishes it, so no intermediate float array is made.
+    """
+    if pixels.ndim != 4 or pixels.shape[-1] != 3:
+        raise ValueError(f"Expected uint8 images of shape (N, H, W, 3), got shape {pixels.shape}")
+    count, height, width, _ = pixels.shape
+    result = np.empty((count, 3, height, width), dtype=np.float32)
+    np.multiply(pixels.transpose(0, 3, 1, 2), _SCALE, out=result, casting="unsafe")
+    result += _OFFSET
+    return result
 
 
 # Share of the cover's height that each band of the bands view covers. Console
@@ -62,11 +79,15 @@ def bands_view(img: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
     return canvas
 
 
+def view_image(img: Image.Image, view: str) -> Image.Image:
+    """Return one view of the RGB cover: "full" (letterboxed) or "bands"."""
+    if view == "full":
+        return letterbox(img)
+    if view == "bands":
+        return bands_view(img)
+    raise ValueError(f"Unknown view {view!r}; valid views are {', '.join(VIEWS)}.")
+
+
 def to_view_arrays(img: Image.Image, views: tuple[str, ...]) -> list[np.ndarray]:
     """Normalised CHW arrays for each requested view of one cover ("full" or "bands")."""
-    arrays = []
-    for view in views:
-        shaped = letterbox(img) if view == "full" else bands_view(img)
-        array = (np.asarray(shaped, dtype=np.float32) / 255.0 - MEAN) / STD
-        arrays.append(np.ascontiguousarray(array.transpose(2, 0, 1)))
-    return arrays
+    return [normalise(np.asarray(view_image(img, view))[None])[0] for view in views]

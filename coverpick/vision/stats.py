@@ -79,10 +79,13 @@ def image_statistics(img_rgba: Image.Image, natural_size: tuple[int, int]) -> np
 
 
 def resample_grid(img_rgba: Image.Image) -> np.ndarray:
-    """Return the 96x96 NEAREST resample as a uint8 array of shape (96, 96, 4)."""
-    rgba = img_rgba if img_rgba.mode == "RGBA" else img_rgba.convert("RGBA")
-    small = rgba.resize((GRID_SIZE, GRID_SIZE), Image.Resampling.NEAREST)
-    return np.asarray(small, dtype=np.uint8)
+    """Return the 96x96 NEAREST resample as a uint8 array of shape (96, 96, 4).
+
+    A NEAREST resample only picks pixels, so converting another mode to RGBA
+    after it gives the same grid as converting the whole image first.
+    """
+    small = img_rgba.resize((GRID_SIZE, GRID_SIZE), Image.Resampling.NEAREST)
+    return np.asarray(small if small.mode == "RGBA" else small.convert("RGBA"), dtype=np.uint8)
 
 
 def _whitish_mask(grid: np.ndarray) -> np.ndarray:
