@@ -70,3 +70,38 @@ def test_audit_puts_an_obvious_mistake_first():
     label_sets[3] = ["contents"]
     scores = suspicion_scores(label_sets, probs / probs.sum(axis=1, keepdims=True))
     assert int(np.argmax(scores)) == 3
+
+
+@pytest.mark.django_db
+def test_calibrate_reports_stale_checkpoint():
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    from coverpick import conf
+    from coverpick.model.heads import META_FILE
+    from tests.factories import heads_version
+
+    version = heads_version("heads-stale")
+    version.checkpoint = "heads-stale"
+    version.save(update_fields=["checkpoint"])
+    folder = conf.model_dir() / version.checkpoint
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / META_FILE).write_text(json.dumps({"version": "heads-stale", "layout_version": 0}))
+    with pytest.raises(CommandError) as caught:
+        call_command("calibrate")
+    assert "Checkpoint heads-stale cannot be used" in str(caught.value)
+    assert "Retrain with `coverpick train`" in str(caught.value)
+
+
+@pytest.mark.django_db
+def test_calibrate_reports_missing_checkpoint_folder():
+    from django.core.management import CommandError, call_command
+
+    from tests.factories import heads_version
+
+    version = heads_version("heads-gone")
+    version.checkpoint = "heads-gone"
+    version.save(update_fields=["checkpoint"])
+    with pytest.raises(CommandError, match="No meta.json in checkpoint folder"):
+        call_command("calibrate")

@@ -22,6 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, folds, clean_precision, platform_accuracy, seed, apply, activate, **options):
         from coverpick.model.calibration import calibrate, format_calibration, out_of_fold
+        from coverpick.model.heads import CheckpointMismatch
         from coverpick.model.train import TrainingError, build_training_data
         from coverpick.model.versions import NoActiveModel, activate_version, derive_version, load_active_heads
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         try:
             version, heads = load_active_heads()
             data = build_training_data(heads.backbone)
-        except (NoActiveModel, TrainingError) as exc:
+        except (NoActiveModel, TrainingError, CheckpointMismatch, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from exc
         oof = out_of_fold(data, folds=folds, seed=seed, progress=self.stdout.write)
         result = calibrate(data, oof, clean_precision, platform_accuracy)
