@@ -29,6 +29,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves stored public pages to anonymous visitors before the middleware below runs.
+    "coverpick.web.page_cache.PageCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -86,7 +88,16 @@ STATIC_URL = "/static/"
 STATIC_ROOT = str(conf.home() / "static")
 MEDIA_URL = "/media/"
 # A folder cache that every gunicorn worker shares, so per-user counters (the login limit) hold across workers.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(conf.home() / "cache")}}
+# "pages" contains the public pages that coverpick.web.page_cache serves to anonymous visitors: one entry per
+# game page and list page, overwritten when the catalogue changes, in a folder of its own.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(conf.home() / "cache")},
+    "pages": {
+        "BACKEND": "coverpick.web.page_cache.PageFileCache",
+        "LOCATION": str(conf.home() / "cache" / "pages"),
+        "OPTIONS": {"MAX_ENTRIES": 50_000},
+    },
+}
 
 USE_TZ = True
 TIME_ZONE = "UTC"

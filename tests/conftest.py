@@ -39,6 +39,22 @@ def pytest_collection_modifyitems(session, config, items):
         items[:] = others + uses_sample
 
 
+@pytest.fixture(autouse=True)
+def _empty_page_cache():
+    """Start every test with an empty page cache.
+
+    A test's rolled-back transaction also rolls back the catalogue
+    generation and the id sequences, so the next test can render another
+    game under the same id and generation as a page cached by an earlier test.
+    """
+    from django.core.cache import caches
+
+    from coverpick.web.page_cache import PAGE_CACHE_ALIAS
+
+    caches[PAGE_CACHE_ALIAS].clear()
+    yield
+
+
 @pytest.fixture(scope="session")
 def sample_catalogue() -> Path:
     if not (SAMPLE_CATALOGUE / "feeds").is_dir():

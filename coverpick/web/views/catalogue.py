@@ -16,6 +16,7 @@ from coverpick.catalogue.models import Edition, Game, Listing
 from coverpick.ranking import compute_primaries, ranked_covers
 from coverpick.web.access import is_staff, staff_required
 from coverpick.web.explain import annotate_platforms, describe_candidates, pixel_size
+from coverpick.web.page_cache import anonymous_page_cache
 from coverpick.web.prices import best_prices, best_prices_by_game
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ MAX_SEARCH_LENGTH = 200
 
 
 @require_safe
+# Searches are not cached: their query strings are unbounded.
+@anonymous_page_cache(query_pattern=r"page=[0-9]{1,6}")
 def game_list(request):
     """List games, optionally filtered by a title search, one page at a time."""
     query = request.GET.get("q", "").strip()[:MAX_SEARCH_LENGTH]
@@ -56,6 +59,7 @@ def _game_context(request, game: Game) -> dict:
 
 
 @require_safe
+@anonymous_page_cache()
 def game_detail(request, game_id: int):
     """Show a game's primary cover, best prices and every candidate cover with its ranking reason."""
     game = get_object_or_404(Game, pk=game_id)
