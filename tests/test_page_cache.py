@@ -482,8 +482,8 @@ def test_grid_confirm_shows(anonymous, staff_client, shown_game):
 def test_model_activation_shows(anonymous, shown_game, monkeypatch):
     # Activation loads the checkpoint and the ONNX export before its
     # transaction; these tests have neither, and the transaction is what matters.
-    monkeypatch.setattr(versions, "load_heads", lambda folder, backbone=None: None)
-    monkeypatch.setattr(extract, "ensure_onnx", lambda backbone_id, precision=None: None)
+    monkeypatch.setattr(versions, "load_heads", lambda *args, **kwargs: None)
+    monkeypatch.setattr(extract, "ensure_onnx", lambda *args, **kwargs: None)
     path = page_path(shown_game["game"])
     second = shown_game["second"]
     newer = heads_version("heads-cache-newer", active=False)
