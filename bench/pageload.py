@@ -44,6 +44,58 @@ def percentile(sorted_values: list[float], share: float) -> float:
     return sorted_values[index]
 
 
+def summarise(latencies: list[float], errors: list[str], seconds: float) -> dict:
+    """Return request count, errors, p50, p95, max (ms) and requests per second of one run."""
+    latencies = sorted(latencies)
+    result = {"seconds": round(seconds, 1), "requests": len(latencies), "errors": len(errors), "first_errors": errors[:5]}
+    if latencies:
+        result.update(
+            p50_ms=round(percentile(latencies, 0.50) * 1000, 1),
+            p95_ms=round(percentile(latencies, 0.95) * 1000, 1),
+            max_ms=round(latencies[-1] * 1000, 1),
+            requests_per_s=round(len(latencies) / seconds, 1),
+        )
+    return result
+
+
+def visit_each(port: int, paths: list[str], clients: int) -> dict:
+    """Request every path once, ``clients`` requests at a time, and summarise those first requests.
+
+    The server's page cache contains none of these pages yet, so this
+    measures rendering pages, and ``measure`` run afterwards measures serving
+    them from the cache.
+    """
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    pending = iter(paths)
+
+    def client() -> None:
+        while True:
+            with lock:
+                path = next(pending, None)
+            if path is None:
+                return
+            try:
+                status, elapsed = fetch(port, path)
+                failure = None if status == 200 else f"HTTP {status} for {path}"
+            except OSError as exc:
+                elapsed, failure = 0.0, f"{type(exc).__name__} for {path}: {exc}"
+            with lock:
+                if failure is None:
+                    latencies.append(elapsed)
+                else:
+                    errors.append(failure)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"clients": clients, **summarise(latencies, errors, time.monotonic() - started)}
+
+
 def measure(port: int, paths: list[str], clients: int, seconds: float, warmup_seconds: float) -> dict:
     """Run ``clients`` threads over ``paths`` for ``warmup_seconds`` unrecorded, then ``seconds`` recorded."""
     latencies: list[float] = []
@@ -79,13 +131,4 @@ def measure(port: int, paths: list[str], clients: int, seconds: float, warmup_se
         thread.start()
     for thread in threads:
         thread.join()
-    latencies.sort()
-    result = {"clients": clients, "seconds": seconds, "requests": len(latencies), "errors": len(errors), "first_errors": errors[:5]}
-    if latencies:
-        result.update(
-            p50_ms=round(percentile(latencies, 0.50) * 1000, 1),
-            p95_ms=round(percentile(latencies, 0.95) * 1000, 1),
-            max_ms=round(latencies[-1] * 1000, 1),
-            requests_per_s=round(len(latencies) / seconds, 1),
-        )
-    return result
+    return {"clients": clients, **summarise(latencies, errors, seconds)}

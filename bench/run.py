@@ -307,7 +307,10 @@ def measure_pages(bench: Bench, seconds: float) -> dict:
     game_ids = bench.probe("game-ids", "--count", "500", pinned=False)["game_ids"]
     paths = [f"/games/{game_id}/" for game_id in game_ids]
     port = free_port()
-    say(f"Game pages: `coverpick serve` on 127.0.0.1:{port} pinned to CPU {bench.cpu}, {PAGE_CLIENTS} clients for {seconds:.0f} s")
+    say(
+        f"Game pages: `coverpick serve` on 127.0.0.1:{port} pinned to CPU {bench.cpu}, {PAGE_CLIENTS} clients: "
+        f"each of {len(paths)} pages once, then {seconds:.0f} s"
+    )
     running = bench.start(coverpick_argv("serve", "--port", str(port)), COVERPICK_SECRET_KEY=secrets.token_urlsafe(40))
     server = running[0]
     own_cpus = os.sched_getaffinity(0)
@@ -316,6 +319,10 @@ def measure_pages(bench: Bench, seconds: float) -> dict:
         others = own_cpus - {bench.cpu}
         if others:
             os.sched_setaffinity(0, others)
+        # The first request for a page renders it and stores it in the page
+        # cache, and later ones are served from the cache until the catalogue
+        # changes. Both are reported, and the goal applies to the later ones.
+        cold = pageload.visit_each(port, paths, PAGE_CLIENTS)
         result = pageload.measure(port, paths, PAGE_CLIENTS, seconds, warmup_seconds=3.0)
     finally:
         os.sched_setaffinity(0, own_cpus)
@@ -325,7 +332,14 @@ def measure_pages(bench: Bench, seconds: float) -> dict:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    return {"page_p95_ms": result.get("p95_ms"), "page": result, "page_server_cpus": 1, "page_client_cpus": len(own_cpus - {bench.cpu}) or 1}
+    return {
+        "page_p95_ms": result.get("p95_ms"),
+        "page": result,
+        "page_first_visit_p95_ms": cold.get("p95_ms"),
+        "page_first_visit": cold,
+        "page_server_cpus": 1,
+        "page_client_cpus": len(own_cpus - {bench.cpu}) or 1,
+    }
 
 
 def evaluate_goals(results: dict) -> list[dict]:
