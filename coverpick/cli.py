@@ -16,10 +16,31 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coverpick.settings")
     from django.core.management import execute_from_command_line
 
+    from django.db.utils import OperationalError, ProgrammingError
+
     if not args:
         args = ["help"]
-    execute_from_command_line(["coverpick", *args])
+    try:
+        execute_from_command_line(["coverpick", *args])
+    except (OperationalError, ProgrammingError) as exc:
+        if not _missing_table(exc):
+            raise
+        from django.conf import settings
+
+        database = settings.DATABASES["default"]
+        where = database["NAME"] if "sqlite" in database["ENGINE"] else f"{database['ENGINE'].rsplit('.', 1)[-1]} database {database['NAME']}"
+        sys.stderr.write(
+            f"The database {where} has no coverpick tables yet ({exc}). "
+            "Run `coverpick migrate` with the same COVERPICK_HOME or DATABASE_URL, then run this command again.\n"
+        )
+        return 1
     return 0
+
+
+def _missing_table(error: Exception) -> bool:
+    """Tell whether a database error means the schema was never created (SQLite or PostgreSQL wording)."""
+    text = str(error)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
 if __name__ == "__main__":

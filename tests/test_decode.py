@@ -6,7 +6,6 @@ import csv
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,8 @@ from coverpick.covers.decode import (
     sniff_format,
     to_rgb_on_white,
 )
+from tests.conftest import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 HOSTILE = SHARED / "hostile-images"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,8 @@ from PIL import Image, ImageDraw
 from coverpick.covers.decode import decode_rgba
 from coverpick.labels import PLATFORM_FAMILIES
 from coverpick.vision.phase1 import PHASE1_VERSION, Phase1Result, detect_platform
+from tests.conftest import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CATALOGUE = SHARED / "catalogue"
 
 

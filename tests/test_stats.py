@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ from PIL import Image, ImageDraw
 
 from coverpick.covers.decode import decode_rgba
 from coverpick.vision.stats import STAT_NAMES, image_statistics
+from tests.conftest import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CATALOGUE = SHARED / "catalogue"
 
 BORDERS = slice(0, 4)

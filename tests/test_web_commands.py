@@ -2,6 +2,7 @@
 
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -57,9 +58,18 @@ def test_createstaff_promotes_existing_account(monkeypatch):
 @pytest.mark.django_db
 def test_createstaff_updates_password(monkeypatch):
     get_user_model().objects.create_user("erin", password="old-password", is_staff=True)
-    monkeypatch.setenv("ERIN_PASSWORD", "new-password")
+    monkeypatch.setenv("ERIN_PASSWORD", "a-longer-new-passphrase")
     call_command("createstaff", "erin", "--password-from-env", "ERIN_PASSWORD", stdout=io.StringIO())
-    assert get_user_model().objects.get(username="erin").check_password("new-password")
+    assert get_user_model().objects.get(username="erin").check_password("a-longer-new-passphrase")
+
+
+@pytest.mark.django_db
+def test_createstaff_rejects_weak_password(monkeypatch):
+    monkeypatch.setenv("WEAK_PASSWORD", "123")
+    with pytest.raises(CommandError) as caught:
+        call_command("createstaff", "frank", "--password-from-env", "WEAK_PASSWORD", stdout=io.StringIO())
+    assert "too short" in str(caught.value)
+    assert not get_user_model().objects.filter(username="frank").exists()
 
 
 @pytest.mark.django_db
@@ -123,8 +133,9 @@ def test_serve_runs_gunicorn_with_options(monkeypatch, settings):
     assert argv[argv.index("--workers") + 1] == "3"
 
 
-def test_serve_dev_uses_runserver(monkeypatch):
+def test_serve_dev_uses_runserver(monkeypatch, settings):
     monkeypatch.delenv("COVERPICK_SECRET_KEY", raising=False)
+    monkeypatch.delenv("COVERPICK_DEBUG", raising=False)
     calls = []
     monkeypatch.setattr(serve, "call_command", lambda *args: calls.append(args))
     monkeypatch.setattr(serve.os, "execv", pytest.fail)
@@ -192,5 +203,43 @@ def test_serve_starts_gunicorn_that_answers(tmp_path):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait()
+        server.stdout.close()
+
+
+def test_serve_dev_answers_without_secret_key(tmp_path):
+    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
+    for name in ("COVERPICK_DEBUG", "COVERPICK_SECRET_KEY", "DATABASE_URL"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "coverpick.cli"]
+    subprocess.run([*command, "migrate", "--verbosity", "0"], env=env, cwd=REPO, check=True, timeout=120)
+    port = free_port()
+    # The development server's reloader starts a child process, so the whole session is stopped.
+    server = subprocess.Popen(
+        [*command, "serve", "--dev", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        status = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and status is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    status = response.status
+            except (urllib.error.URLError, ConnectionError):
+                if server.poll() is not None:
+                    break
+                time.sleep(0.2)
+        assert status == 200, server.stdout.read().decode() if server.poll() is not None else "no answer in 30 s"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         server.stdout.close()

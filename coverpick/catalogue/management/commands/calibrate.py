@@ -26,6 +26,10 @@ class Command(BaseCommand):
         from coverpick.model.train import TrainingError, build_training_data
         from coverpick.model.versions import NoActiveModel, activate_version, derive_version, load_active_heads
 
+        if folds < 2:
+            raise CommandError(f"--folds must be at least 2, got {folds}.")
+        if activate and not apply:
+            raise CommandError("--activate only works with --apply, which saves the calibrated version to activate.")
         for name, value in (("--clean-precision", clean_precision), ("--platform-accuracy", platform_accuracy)):
             if not 0.0 < value <= 1.0:
                 raise CommandError(f"{name} must be in (0, 1], got {value}.")

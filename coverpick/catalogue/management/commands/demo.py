@@ -23,11 +23,18 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=0)
         if catalogue is not None and not (catalogue / "feeds").is_dir():
             raise CommandError(f"{catalogue} has no feeds/ folder. Pass a catalogue folder, or omit --catalogue.")
-        if catalogue is None:
-            from coverpick.demo_catalogue import generate_catalogue
+        if catalogue is not None:
+            self._run(catalogue)
+            return
+        from coverpick.demo_catalogue import generate_catalogue
 
-            catalogue = Path(tempfile.mkdtemp(prefix="coverpick-demo-"))
-            generate_catalogue(catalogue, games=games)
-            self.stdout.write(f"Generated a sample catalogue of {games} games in {catalogue}")
+        # The import copies every image into the image store, so the generated
+        # feeds and images are not needed once the demo has run.
+        with tempfile.TemporaryDirectory(prefix="coverpick-demo-") as folder:
+            generate_catalogue(Path(folder), games=games)
+            self.stdout.write(f"Generated a sample catalogue of {games} games in {folder} (removed after the run)")
+            self._run(Path(folder))
+
+    def _run(self, catalogue: Path) -> None:
         for line in run_demo(catalogue):
             self.stdout.write(line)

@@ -1,5 +1,7 @@
 """coverpick export verdicts|primaries [--out FILE]."""
 
+from pathlib import Path
+
 from django.core.management.base import BaseCommand
 
 from coverpick.exports import primary_records, verdict_records, write_jsonl
@@ -17,6 +19,7 @@ class Command(BaseCommand):
         if out == "-":
             count = write_jsonl(records, self.stdout)
         else:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
             with open(out, "w", encoding="utf-8") as handle:
                 count = write_jsonl(records, handle)
         self.stderr.write(f"Wrote {count} {what} records to {'standard output' if out == '-' else out}")

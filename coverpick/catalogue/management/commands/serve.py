@@ -73,7 +73,12 @@ class Command(BaseCommand):
         if workers < 1:
             raise CommandError(f"Invalid worker count {workers}: use at least 1.")
         if dev:
-            self.stdout.write(f"Starting the development server on http://{host}:{port}/ (DEBUG={settings.DEBUG})")
+            # The development server is for local use: it runs in debug mode, which also
+            # lets coverpick.wsgi start without COVERPICK_SECRET_KEY (the reloader's child
+            # process reads the setting from this environment).
+            os.environ["COVERPICK_DEBUG"] = "1"
+            settings.DEBUG = True
+            self.stdout.write(f"Starting the development server on http://{host}:{port}/ (DEBUG=True)")
             call_command("runserver", f"{host}:{port}")
             return
         if not settings.DEBUG:

@@ -10,18 +10,34 @@ class Command(BaseCommand):
     help = "List shops with their preference (lower is preferred), or set the order with --order."
 
     def add_arguments(self, parser):
-        parser.add_argument("--order", default="", help="Comma-separated shop codes, most preferred first")
+        parser.add_argument(
+            "--order",
+            default=None,
+            help="Comma-separated shop codes, most preferred first; primary covers are re-ranked at once",
+        )
 
     def handle(self, order, **options):
-        codes = [code.strip() for code in order.split(",") if code.strip()]
-        if codes:
-            known = set(Shop.objects.values_list("code", flat=True))
-            missing = [code for code in codes if code not in known]
-            if missing:
-                raise CommandError(f"Unknown shop(s): {', '.join(missing)}. Known shops: {', '.join(sorted(known))}.")
-            with transaction.atomic():
-                Shop.objects.exclude(code__in=codes).update(preference=len(codes))
-                for rank, code in enumerate(codes):
-                    Shop.objects.filter(code=code).update(preference=rank)
+        if order is not None:
+            self._set_order(order)
         for shop in Shop.objects.order_by("preference", "code"):
             self.stdout.write(f"{shop.preference:>4}  {shop.code}")
+
+    def _set_order(self, order: str) -> None:
+        from coverpick.ranking import compute_primaries
+
+        codes = [code.strip() for code in order.split(",") if code.strip()]
+        known = set(Shop.objects.values_list("code", flat=True))
+        if not codes:
+            raise CommandError(f"--order is empty; list shop codes separated by commas. Known shops: {', '.join(sorted(known))}.")
+        repeated = sorted({code for code in codes if codes.count(code) > 1})
+        if repeated:
+            raise CommandError(f"--order names {', '.join(repeated)} more than once; list each shop once.")
+        missing = [code for code in codes if code not in known]
+        if missing:
+            raise CommandError(f"Unknown shop(s): {', '.join(missing)}. Known shops: {', '.join(sorted(known))}.")
+        with transaction.atomic():
+            Shop.objects.exclude(code__in=codes).update(preference=len(codes))
+            for rank, code in enumerate(codes):
+                Shop.objects.filter(code=code).update(preference=rank)
+            games = compute_primaries()
+        self.stdout.write(f"Shop order saved; primary covers re-ranked for {games} games.")

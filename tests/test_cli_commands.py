@@ -1,0 +1,85 @@
+"""Command-line behaviour a new user meets first: shop order, exports, calibrate options, an unmigrated database."""
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from coverpick.catalogue.models import Shop
+from tests.conftest import REPO
+from tests.factories import heads_version, make_game, make_listing, predict
+
+
+@pytest.fixture
+def two_shop_game(db):
+    game, (edition,) = make_game()
+    version = heads_version()
+    first = make_listing(edition, "shop-a", preference=0)
+    second = make_listing(edition, "shop-b", preference=1)
+    for listing in (first, second):
+        predict(listing, version, "clean", clean_probability=0.9)
+    call_command("rank", stdout=io.StringIO())
+    return game, first, second
+
+
+def test_shop_order_reranks_primaries(two_shop_game):
+    game, first, second = two_shop_game
+    game.refresh_from_db()
+    assert game.primary_listing_id == first.pk
+    out = io.StringIO()
+    call_command("shops", order="shop-b,shop-a", stdout=out)
+    game.refresh_from_db()
+    assert game.primary_listing_id == second.pk
+    assert "primary covers re-ranked" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("order", "fragment"),
+    [("", "--order is empty"), (" , ", "--order is empty"), ("shop-a,shop-a", "names shop-a more than once"), ("nope", "Unknown shop(s): nope")],
+)
+def test_shop_order_rejects_bad_lists(two_shop_game, order, fragment):
+    with pytest.raises(CommandError) as caught:
+        call_command("shops", order=order, stdout=io.StringIO())
+    assert fragment in str(caught.value)
+
+
+def test_shop_order_failure_keeps_preferences(two_shop_game):
+    with pytest.raises(CommandError):
+        call_command("shops", order="shop-b,nope", stdout=io.StringIO())
+    assert dict(Shop.objects.values_list("code", "preference")) == {"shop-a": 0, "shop-b": 1}
+
+
+@pytest.mark.django_db
+def test_export_creates_missing_folder(tmp_path):
+    target = tmp_path / "new" / "folder" / "primaries.jsonl"
+    call_command("export", "primaries", "--out", str(target), stderr=io.StringIO())
+    assert target.is_file()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [(["--folds", "1"], "--folds must be at least 2, got 1"), (["--activate"], "--activate only works with --apply")],
+)
+def test_calibrate_rejects_bad_options(arguments, fragment):
+    with pytest.raises(CommandError) as caught:
+        call_command("calibrate", *arguments)
+    assert fragment in str(caught.value)
+
+
+def test_unmigrated_database_names_the_fix(tmp_path):
+    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "coverpick.cli", "shops"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "has no coverpick tables yet" in result.stderr
+    assert "Run `coverpick migrate`" in result.stderr
+    assert str(tmp_path / "coverpick.sqlite3") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
