@@ -307,3 +307,11 @@ def test_explains_group_and_clean_score():
     assert [listing.pk for listing in ranked] == [sure.pk, unsure.pk, render.pk]
     assert "clean score is 0.60 against 0.90" in order_reason(ranked[0], ranked[1])
     assert "among other usable covers, which rank after covers judged clean" in order_reason(ranked[1], ranked[2])
+
+
+def test_notice_cover_tier_name(client):
+    game, (edition,) = make_game()
+    notice = make_listing(edition)
+    predict(notice, heads_version(), "ciab")
+    body = client.get(f"/games/{game.pk}/").content.decode()
+    assert "Tier 0 (clean cover, or one whose only flaw is a key-card or code notice)" in body

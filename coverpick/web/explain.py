@@ -27,7 +27,7 @@ from coverpick.vision.stats import STAT_NAMES
 
 TIER_NAMES = {
     PINNED_TIER: "pinned by staff",
-    0: "clean cover",
+    0: "clean cover, or one whose only flaw is a key-card or code notice",
     1: "3D render",
     2: "bundle or low resolution",
     3: "margins or background",
