@@ -17,10 +17,12 @@ from decimal import Decimal
 
 __all__ = [
     "FAMILIES",
+    "ISO_4217_CODES",
     "MAX_PLATFORM_CODE_LENGTH",
     "PriceError",
     "edition_name",
     "game_key",
+    "is_iso_currency",
     "parse_price",
     "platform_family",
 ]
@@ -386,6 +388,34 @@ def edition_name(title: str, edition_text: str | None) -> str:
 # ---------------------------------------------------------------------------
 
 
+# Current ISO 4217 alphabetic codes, including the fund, precious-metal and
+# testing codes (such as CLF, XAU and XTS). Withdrawn codes such as ANG, CUC,
+# HRK and ZWL are absent.
+# NOTE: the list follows the ISO 4217 amendments up to 2025: XCG replaced ANG on
+# 2025-03-31 and ZWG replaced ZWL in 2024. BGN is due to go when Bulgaria adopts
+# the euro in 2026. The importer stores an unknown code and only warns about
+# it, so a code that ISO adds later still imports.
+ISO_4217_CODES = frozenset(
+    """
+    AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB
+    BOV BRL BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC
+    CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF
+    GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF
+    KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU
+    MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR
+    PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP
+    STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU
+    UYW UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD
+    XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG
+    """.split()
+)
+
+
+def is_iso_currency(code: str) -> bool:
+    """Tell whether ``code`` is a current ISO 4217 currency code, ignoring case."""
+    return code.strip().upper() in ISO_4217_CODES
+
+
 class PriceError(ValueError):
     """A price text that cannot be read as an amount and currency."""
 
@@ -488,8 +518,10 @@ def _to_decimal(number: str, price_text: str) -> Decimal:
 def parse_price(text: str, default_currency: str | None = None) -> tuple[Decimal, str | None]:
     """Parse a price as shops write it into ``(amount, currency)``.
 
-    Accepts a currency sign or ISO 4217 code before or after the number ("£54.99",
-    "54,99 €", "59.99 EUR") and either decimal mark. When both "." and "," occur,
+    Accepts a currency sign or a three-letter code before or after the number
+    ("£54.99", "54,99 €", "59.99 EUR") and either decimal mark. Any three
+    letters are read as a code, and ``is_iso_currency`` checks whether ISO 4217
+    defines it. When both "." and "," occur,
     the last one is the decimal mark. A single mark followed by exactly three
     digits is a thousands separator ("1.234" is 1234). The currency is upper
     case. It is ``default_currency`` when the text names none, and None when

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .affiliate_csv import read_affiliate_csv
-from .detect import FORMATS, FeedFormatError, detect_format
+from .detect import FEED_EXTENSIONS, FORMATS, FeedFormatError, detect_format
 from .json_api import read_json_api
 from .records import FeedProblem, FeedRow
 from .scraped_jsonl import read_scraped_jsonl
@@ -19,6 +19,7 @@ from .semicolon_csv import read_semicolon_csv
 from .shopping_rss import read_shopping_rss
 
 __all__ = [
+    "FEED_EXTENSIONS",
     "FORMATS",
     "READERS",
     "FeedFormatError",

@@ -6,7 +6,7 @@ import codecs
 import re
 from pathlib import Path
 
-__all__ = ["FORMATS", "FeedFormatError", "detect_format"]
+__all__ = ["FEED_EXTENSIONS", "FORMATS", "FeedFormatError", "detect_format"]
 
 # Format name -> how to recognise it, for error messages.
 FORMATS: dict[str, str] = {
@@ -79,6 +79,9 @@ _DETECTORS = {
     ".xml": _detect_xml,
     ".rss": _detect_xml,
 }
+
+# File extensions that name a feed, in lower case with the leading dot.
+FEED_EXTENSIONS = tuple(_DETECTORS)
 
 
 def detect_format(path: Path) -> str:
