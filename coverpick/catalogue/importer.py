@@ -2,7 +2,9 @@
 
 Re-importing updates listings in place (keyed by shop and product id) and
 never duplicates rows. A bad feed row or label line is reported with its file,
-line and reason, skipped, and counted in the summary.
+line and reason, skipped, and counted in the summary. So is a feed file whose
+format cannot be identified or read. A shop row is created only for a feed
+that yields at least one stored listing.
 """
 
 from __future__ import annotations
@@ -12,29 +14,45 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from django.db import transaction
 
 from coverpick import conf
-from coverpick.catalogue.feeds import FeedProblem, FeedRow, iter_feed_files, read_feed
+from coverpick.catalogue.feeds import FEED_EXTENSIONS, FeedFormatError, FeedProblem, FeedRow, iter_feed_files, read_feed
 from coverpick.catalogue.manual import pin_cover, record_review, set_labels
 from coverpick.catalogue.models import Edition, Game, Listing, Shop, Verdict
-from coverpick.catalogue.normalise import game_key, platform_family
+from coverpick.catalogue.normalise import game_key, is_iso_currency, platform_family
 from coverpick.covers.fetch import FetchError, fetch_image
 from coverpick.covers.store import CoverSourceError, load_reference, store_image_created
 from coverpick.labels import LabelError
 
 logger = logging.getLogger(__name__)
 
+# Listings without a usable image that the summary names one by one. The rest
+# are counted in an "and N more" line.
+IMAGE_PROBLEMS_SHOWN = 20
+
+
+class ImageProblem(NamedTuple):
+    """A stored listing that has no usable cover image, and why."""
+
+    shop: str
+    product_id: str
+    reason: str
+
 
 @dataclass
 class ImportSummary:
+    feed_files_read: int = 0
+    feed_files_skipped: int = 0
     rows_read: int = 0
     rows_refused: int = 0
     listings_created: int = 0
     listings_updated: int = 0
     images_stored: int = 0
     image_errors: int = 0
+    image_problems: list[ImageProblem] = field(default_factory=list)
     labels_imported: int = 0
     label_lines_refused: int = 0
     problems: list[str] = field(default_factory=list)
@@ -44,12 +62,20 @@ class ImportSummary:
         return self.listings_created + self.listings_updated
 
     def lines(self) -> list[str]:
-        return [
+        feed_files = self.feed_files_read + self.feed_files_skipped
+        lines = [
+            f"Feed files skipped: {self.feed_files_skipped} of {feed_files}",
             f"Feed rows read: {self.rows_read}, refused: {self.rows_refused}",
             f"Listings created: {self.listings_created}, updated: {self.listings_updated}",
             f"Cover images newly stored: {self.images_stored}, listings without a usable image: {self.image_errors}",
-            f"Label rows imported: {self.labels_imported}, refused: {self.label_lines_refused}",
         ]
+        for problem in self.image_problems[:IMAGE_PROBLEMS_SHOWN]:
+            lines.append(f"  shop {problem.shop}, product id {problem.product_id!r}: {problem.reason}")
+        hidden = len(self.image_problems) - IMAGE_PROBLEMS_SHOWN
+        if hidden > 0:
+            lines.append(f"  and {hidden} more")
+        lines.append(f"Label rows imported: {self.labels_imported}, refused: {self.label_lines_refused}")
+        return lines
 
 
 Reporter = Callable[[str], None]
@@ -58,48 +84,118 @@ Reporter = Callable[[str], None]
 def import_catalogue(
     catalogue_dir: Path, *, with_labels: bool = True, warn: Reporter | None = None, progress: bool = False
 ) -> ImportSummary:
-    """Import every feed of a catalogue folder, then its labels unless ``with_labels`` is false."""
+    """Import every feed of a catalogue folder, then its labels unless ``with_labels`` is false.
+
+    Each warning goes to ``warn`` when it is given, and to this module's logger
+    otherwise. Raises FileNotFoundError when the folder or its feeds/ folder is
+    missing, and NotADirectoryError when ``catalogue_dir`` is a file.
+    """
     catalogue_dir = Path(catalogue_dir)
-    feeds_dir = catalogue_dir / "feeds"
-    if not feeds_dir.is_dir():
-        raise FileNotFoundError(
-            f"No feeds/ folder in {catalogue_dir}. A catalogue folder holds feeds/ (one file per shop) "
-            "and, optionally, labels.jsonl."
-        )
+    feeds_dir = _feeds_folder(catalogue_dir)
     summary = ImportSummary()
     report = _reporter(summary, warn)
-    _apply_configured_preference()
-    for feed_path in iter_feed_files(feeds_dir):
+    feed_paths = iter_feed_files(feeds_dir)
+    if not feed_paths:
+        report(
+            f"No feed files found in {feeds_dir}. The importer reads files ending in "
+            f"{', '.join(FEED_EXTENSIONS)}, one per shop, and ignores hidden files."
+        )
+    for feed_path in feed_paths:
         _import_feed(feed_path, catalogue_dir, summary, report, progress)
+    _apply_configured_preference(report)
     labels_path = catalogue_dir / "labels.jsonl"
     if with_labels and labels_path.is_file():
         import_labels(labels_path, summary, report)
     return summary
 
 
+def _feeds_folder(catalogue_dir: Path) -> Path:
+    """Return ``catalogue_dir/feeds``. The OSError raised otherwise names the folder to pass instead."""
+    if catalogue_dir.is_file():
+        holder = catalogue_dir.parent.parent if catalogue_dir.parent.name == "feeds" else catalogue_dir.parent
+        raise NotADirectoryError(
+            f"{catalogue_dir} is a file, not a folder. Pass the catalogue folder that contains feeds/, "
+            f"such as {holder}."
+        )
+    if not catalogue_dir.is_dir():
+        raise FileNotFoundError(f"Catalogue folder {catalogue_dir} does not exist. Pass a folder that contains feeds/.")
+    feeds_dir = catalogue_dir / "feeds"
+    if not feeds_dir.is_dir():
+        raise FileNotFoundError(
+            f"No feeds/ folder in {catalogue_dir}. A catalogue folder holds feeds/ (one file per shop) "
+            "and, optionally, labels.jsonl."
+        )
+    return feeds_dir
+
+
 def _reporter(summary: ImportSummary, warn: Reporter | None) -> Reporter:
     def report(message: str) -> None:
         summary.problems.append(message)
-        logger.warning("%s", message)
         if warn is not None:
             warn(message)
+        else:
+            logger.warning("%s", message)
 
     return report
 
 
-def _apply_configured_preference() -> None:
-    for rank, code in enumerate(conf.shop_preference()):
-        Shop.objects.update_or_create(code=code, defaults={"preference": rank})
+def _apply_configured_preference(report: Reporter) -> None:
+    """Set the preference of the shops named in COVERPICK_SHOP_PREFERENCE.
+
+    A code that matches no shop row is reported and skipped, because it is
+    most likely a misspelt feed name. Run after the feeds, so that the shops
+    they created count as known.
+    """
+    codes = conf.shop_preference()
+    if not codes:
+        return
+    known = set(Shop.objects.values_list("code", flat=True))
+    unknown = [code for code in codes if code not in known]
+    if unknown:
+        report(
+            f"COVERPICK_SHOP_PREFERENCE names shop codes that match no feed: {', '.join(map(repr, unknown))}. "
+            "They were ignored and no shop was created for them. "
+            f"Known shop codes: {', '.join(sorted(known)) or 'none'}. Correct the spelling in COVERPICK_SHOP_PREFERENCE."
+        )
+    for rank, code in enumerate(codes):
+        if code in known:
+            Shop.objects.filter(code=code).update(preference=rank)
+
+
+class _UnknownCurrency(NamedTuple):
+    first_line: int
+    first_product_id: str
+    rows: int
+
+
+def _open_feed(feed_path: Path, report: Reporter):
+    """Return the feed's row iterator, or None after reporting why the file is skipped."""
+    try:
+        return read_feed(feed_path)
+    except FeedFormatError as exc:
+        report(f"{exc}. File skipped: convert it to one of these formats or move it out of feeds/.")
+    except OSError as exc:
+        report(f"{feed_path}: reading the file failed ({exc.strerror or exc}). File skipped: check its permissions.")
+    return None
 
 
 def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, report: Reporter, progress: bool) -> None:
-    shop, _ = Shop.objects.get_or_create(code=feed_path.stem, defaults={"name": feed_path.stem})
-    items = read_feed(feed_path)
+    items = _open_feed(feed_path, report)
+    if items is None:
+        summary.feed_files_skipped += 1
+        return
     if progress:
         from tqdm import tqdm
 
         items = tqdm(items, desc=f"import {feed_path.name}", unit="row")
-    for item in items:
+    shop: Shop | None = None
+    unknown_currencies: dict[str, _UnknownCurrency] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, FeedProblem) and index == 0 and item.outcome != "row skipped":
+            # The reader stopped before its first row, so nothing of this file is imported.
+            summary.feed_files_skipped += 1
+            report(str(item))
+            return
         summary.rows_read += 1
         if isinstance(item, FeedProblem):
             summary.rows_refused += 1
@@ -107,10 +203,35 @@ def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, r
             continue
         try:
             with transaction.atomic():
-                _store_row(shop, item, catalogue_dir, summary)
+                # The shop row is created with the first stored listing, so a
+                # feed that yields none leaves no shop behind.
+                current = shop or Shop.objects.get_or_create(code=feed_path.stem, defaults={"name": feed_path.stem})[0]
+                _store_row(current, item, catalogue_dir, summary)
+            shop = current
         except (ValueError, LabelError) as exc:
             summary.rows_refused += 1
             report(f"{item.source_file} line {item.line}: {exc}; row skipped")
+            continue
+        if item.currency and not is_iso_currency(item.currency):
+            seen = unknown_currencies.get(item.currency)
+            if seen is None:
+                unknown_currencies[item.currency] = _UnknownCurrency(item.line, item.product_id, 1)
+            else:
+                unknown_currencies[item.currency] = seen._replace(rows=seen.rows + 1)
+    summary.feed_files_read += 1
+    _report_unknown_currencies(feed_path, unknown_currencies, report)
+
+
+def _report_unknown_currencies(feed_path: Path, unknown: dict[str, _UnknownCurrency], report: Reporter) -> None:
+    """Report each currency code of one feed that ISO 4217 does not define, once per code."""
+    for code, seen in unknown.items():
+        more = seen.rows - 1
+        others = f", and {more} more row{'s' if more != 1 else ''} in this file" if more else ""
+        report(
+            f"{feed_path} line {seen.first_line}: currency {code!r} of product {seen.first_product_id!r}{others} "
+            "is not a current ISO 4217 currency code. The listings were stored with that code. "
+            "Correct the feed's currency field if it is a typo."
+        )
 
 
 def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSummary) -> None:
@@ -146,6 +267,16 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         summary.listings_created += 1
     else:
         summary.listings_updated += 1
+    image_problem = cover_error or _decode_problem(cover, row)
+    if image_problem:
+        summary.image_errors += 1
+        summary.image_problems.append(ImageProblem(shop.code, row.product_id, image_problem))
+
+
+def _decode_problem(cover, row: FeedRow) -> str | None:
+    if cover is None or not cover.decode_error:
+        return None
+    return f"image {row.image_ref!r} cannot be decoded: {cover.decode_error}"
 
 
 def _display_title(title: str) -> str:
@@ -160,7 +291,6 @@ def _store_cover(row: FeedRow, catalogue_dir: Path, summary: ImportSummary, prev
     """
     no_validators = ("", "")
     if not row.image_ref:
-        summary.image_errors += 1
         return None, "the feed row has no image reference", no_validators
     is_url = row.image_ref.startswith(("http://", "https://"))
     try:
@@ -171,14 +301,11 @@ def _store_cover(row: FeedRow, catalogue_dir: Path, summary: ImportSummary, prev
         else:
             data, validators = load_reference(row.image_ref, catalogue_dir), no_validators
     except OSError as exc:
-        summary.image_errors += 1
         message = str(exc) if isinstance(exc, (CoverSourceError, FetchError)) else f"could not read image {row.image_ref!r}: {exc}"
         return None, message, no_validators
     cover, created = store_image_created(data)
     if created:
         summary.images_stored += 1
-    if cover.decode_error:
-        summary.image_errors += 1
     return cover, None, validators
 
 
@@ -205,7 +332,7 @@ def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -
                 continue
             where = f"{labels_path.name} line {number}"
             try:
-                record = json.loads(line)
+                record = _parse_label_line(line)
                 if not isinstance(record, dict):
                     raise ValueError("expected a JSON object")
                 key = (record.get("shop"), str(record.get("product_id", "")))
@@ -218,6 +345,13 @@ def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -
                 report(f"{where}: {exc}; line skipped")
                 continue
             summary.labels_imported += 1
+
+
+def _parse_label_line(line: str) -> object:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
 
 
 def _import_label_record(listing: Listing, record: dict) -> None:

@@ -19,13 +19,13 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="Hide the progress bars")
 
     def handle(self, catalogue_dir: Path, no_labels: bool, quiet: bool, **options):
-        if not catalogue_dir.is_dir():
-            raise CommandError(f"Catalogue folder {catalogue_dir} does not exist. Pass a folder that holds feeds/.")
+        # Warnings go to stderr once each. Skipped rows and files do not change
+        # the exit status, and a missing or wrong folder is a CommandError.
         try:
             summary = import_catalogue(
                 catalogue_dir, with_labels=not no_labels, warn=lambda m: self.stderr.write(f"warning: {m}"), progress=not quiet
             )
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:
             raise CommandError(str(exc)) from exc
         for line in summary.lines():
             self.stdout.write(line)

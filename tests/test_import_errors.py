@@ -1,0 +1,260 @@
+"""Warnings and errors of `coverpick import` on small catalogues built under tmp_path."""
+
+import io
+import logging
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from coverpick.catalogue.importer import IMAGE_PROBLEMS_SHOWN, import_catalogue
+from coverpick.catalogue.models import Listing, Shop
+from coverpick.catalogue.normalise import is_iso_currency
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "id;name;system;price;currency;image\n"
+
+
+@pytest.fixture(autouse=True)
+def _no_configured_preference(monkeypatch):
+    monkeypatch.delenv("COVERPICK_SHOP_PREFERENCE", raising=False)
+
+
+def write_feed(catalogue, name: str, rows: list[str]):
+    feeds = catalogue / "feeds"
+    feeds.mkdir(parents=True, exist_ok=True)
+    (feeds / name).write_text(HEADER + "".join(row + "\n" for row in rows), encoding="utf-8")
+
+
+def run_import(catalogue, **options):
+    """Import with warnings collected; return (summary, warnings)."""
+    warnings: list[str] = []
+    summary = import_catalogue(catalogue, warn=warnings.append, **options)
+    return summary, warnings
+
+
+def run_command(*args):
+    """Run `coverpick import --quiet`; return (stdout, stderr)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    call_command("import", *[str(arg) for arg in args], "--quiet", stdout=stdout, stderr=stderr)
+    return stdout.getvalue(), stderr.getvalue()
+
+
+def test_unknown_feed_files_skipped(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    (tmp_path / "feeds" / "notes.txt").write_text("remember the milk\n")
+    (tmp_path / "feeds" / "plain.xml").write_text("<rss><channel><item/></channel></rss>\n")
+    write_feed(tmp_path, "zulu.csv", ["1;Zulu Game;PS4;10,00;EUR;"])
+
+    summary, warnings = run_import(tmp_path)
+
+    assert summary.feed_files_skipped == 2
+    assert summary.feed_files_read == 2
+    assert set(Shop.objects.values_list("code", flat=True)) == {"alpha", "zulu"}
+    assert Listing.objects.count() == 2
+    notes_warnings = [message for message in warnings if "notes.txt" in message]
+    assert len(notes_warnings) == 1
+    assert "extension '.txt' is not a known feed extension" in notes_warnings[0]
+    assert "skipped" in notes_warnings[0]
+    assert any("plain.xml" in message and "namespace" in message for message in warnings)
+    assert "Feed files skipped: 2 of 4" in summary.lines()
+
+
+def test_unknown_feed_file_command_exits_normally(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    (tmp_path / "feeds" / "notes.txt").write_text("remember the milk\n")
+
+    stdout, stderr = run_command(tmp_path)
+
+    assert "notes.txt" in stderr
+    assert "Feed files skipped: 1 of 2" in stdout
+    assert not Shop.objects.filter(code="notes").exists()
+
+
+def test_unreadable_json_feed_creates_no_shop(tmp_path):
+    (tmp_path / "feeds").mkdir()
+    (tmp_path / "feeds" / "broken.json").write_text('{"products": [ {"id": ')
+
+    summary, warnings = run_import(tmp_path)
+
+    assert not Shop.objects.filter(code="broken").exists()
+    assert summary.feed_files_skipped == 1
+    assert summary.rows_read == 0
+    assert any("broken.json" in message for message in warnings)
+
+
+def test_feed_of_refused_rows_creates_no_shop(tmp_path):
+    write_feed(tmp_path, "empty.csv", [";No Id Game;PS4;10,00;EUR;"])
+
+    summary, _warnings = run_import(tmp_path)
+
+    assert summary.rows_refused == 1
+    assert not Shop.objects.filter(code="empty").exists()
+
+
+def test_skipped_file_keeps_stored_listings(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    run_import(tmp_path)
+    (tmp_path / "feeds" / "alpha.csv").write_text("not a feed\n")
+
+    summary, _warnings = run_import(tmp_path)
+
+    assert summary.feed_files_skipped == 1
+    assert Listing.objects.filter(shop__code="alpha", product_id="1").exists()
+
+
+def test_reimport_updates_without_duplicates(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;PS4;12,00;EUR;"])
+    (tmp_path / "feeds" / "notes.txt").write_text("x\n")
+    run_import(tmp_path)
+
+    summary, _warnings = run_import(tmp_path)
+
+    assert summary.listings_created == 0
+    assert summary.listings_updated == 2
+    assert Listing.objects.count() == 2
+    assert Shop.objects.count() == 1
+
+
+def test_preference_typo_warned_not_created(tmp_path, monkeypatch):
+    write_feed(tmp_path, "pixelcrate.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    write_feed(tmp_path, "quickkeys.csv", ["1;Alpha Game;PS4;11,00;EUR;"])
+    monkeypatch.setenv("COVERPICK_SHOP_PREFERENCE", "pixelcrate,quikkeys")
+
+    _summary, warnings = run_import(tmp_path)
+
+    assert not Shop.objects.filter(code="quikkeys").exists()
+    assert Shop.objects.get(code="pixelcrate").preference == 0
+    assert Shop.objects.get(code="quickkeys").preference == 100
+    typo_warnings = [message for message in warnings if "COVERPICK_SHOP_PREFERENCE" in message]
+    assert len(typo_warnings) == 1
+    assert "'quikkeys'" in typo_warnings[0]
+    assert "pixelcrate, quickkeys" in typo_warnings[0]
+
+
+def test_preference_for_earlier_shop_applied(tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_feed(first, "pixelcrate.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    write_feed(second, "quickkeys.csv", ["1;Alpha Game;PS4;11,00;EUR;"])
+    run_import(first)
+    monkeypatch.setenv("COVERPICK_SHOP_PREFERENCE", "quickkeys,pixelcrate")
+
+    _summary, warnings = run_import(second)
+
+    assert Shop.objects.get(code="pixelcrate").preference == 1
+    assert Shop.objects.get(code="quickkeys").preference == 0
+    assert not any("COVERPICK_SHOP_PREFERENCE" in message for message in warnings)
+
+
+def test_image_problems_listed(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;PS4;10,00;EUR;images/missing.jpg"])
+
+    summary, _warnings = run_import(tmp_path)
+    lines = summary.lines()
+
+    assert summary.image_errors == 2
+    assert any("alpha" in line and "'1'" in line and "no image reference" in line for line in lines)
+    assert any("alpha" in line and "'2'" in line and "images/missing.jpg" in line for line in lines)
+
+
+def test_image_problems_capped(tmp_path):
+    total = IMAGE_PROBLEMS_SHOWN + 5
+    write_feed(tmp_path, "alpha.csv", [f"{number};Game {number};PS4;10,00;EUR;" for number in range(total)])
+
+    summary, _warnings = run_import(tmp_path)
+    lines = summary.lines()
+
+    assert summary.image_errors == total
+    assert sum("no image reference" in line for line in lines) == IMAGE_PROBLEMS_SHOWN
+    assert any(line.strip() == "and 5 more" for line in lines)
+
+
+def test_row_warning_printed_once(tmp_path, caplog):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;abc;EUR;"])
+
+    with caplog.at_level(logging.WARNING, logger="coverpick"):
+        _stdout, stderr = run_command(tmp_path)
+
+    assert stderr.count("price 'abc' is not a number") == 1
+    assert not any("price 'abc'" in record.getMessage() for record in caplog.records)
+
+
+def test_row_warning_logged_without_callback(tmp_path, caplog):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;abc;EUR;"])
+
+    with caplog.at_level(logging.WARNING, logger="coverpick"):
+        import_catalogue(tmp_path)
+
+    assert sum("price 'abc'" in record.getMessage() for record in caplog.records) == 1
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_empty_feeds_folder_warned(tmp_path, hidden):
+    (tmp_path / "feeds").mkdir()
+    if hidden:
+        (tmp_path / "feeds" / ".DS_Store").write_text("x")
+
+    _stdout, stderr = run_command(tmp_path)
+
+    assert "no feed files" in stderr.lower()
+    assert str(tmp_path / "feeds") in stderr
+    assert ".csv" in stderr
+    assert ".jsonl" in stderr
+
+
+def test_file_instead_of_folder(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("")
+
+    with pytest.raises(CommandError) as raised:
+        run_command(labels)
+
+    message = str(raised.value)
+    assert "is a file, not a folder" in message
+    assert "does not exist" not in message
+    assert str(tmp_path) in message
+
+
+def test_missing_folder_reported(tmp_path):
+    with pytest.raises(CommandError, match="does not exist"):
+        run_command(tmp_path / "nowhere")
+
+
+def test_label_line_invalid_json(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    (tmp_path / "labels.jsonl").write_text('{"shop": "alpha", "product_id": "1", "source": "manual-pin"}\n\n{oops\n')
+
+    summary, warnings = run_import(tmp_path)
+
+    assert summary.labels_imported == 1
+    assert summary.label_lines_refused == 1
+    label_warnings = [message for message in warnings if "labels.jsonl" in message]
+    assert len(label_warnings) == 1
+    assert "line 3: invalid JSON" in label_warnings[0]
+    assert "column 2" in label_warnings[0]
+
+
+def test_unknown_currency_warned(tmp_path):
+    write_feed(
+        tmp_path,
+        "alpha.csv",
+        ["1;Alpha Game;PS4;10,00;XYZ;", "2;Beta Game;PS4;10,00;XYZ;", "3;Gamma Game;PS4;10,00;MNT;"],
+    )
+
+    _summary, warnings = run_import(tmp_path)
+
+    currency_warnings = [message for message in warnings if "ISO 4217" in message]
+    assert len(currency_warnings) == 1
+    assert "'XYZ'" in currency_warnings[0]
+    assert "line 2" in currency_warnings[0]
+    assert "'1'" in currency_warnings[0]
+    assert "1 more row" in currency_warnings[0]
+    assert Listing.objects.get(product_id="1").currency == "XYZ"
+    assert Listing.objects.get(product_id="3").currency == "MNT"
+
+
+@pytest.mark.parametrize(("code", "expected"), [("EUR", True), ("mnt", True), ("XAU", True), ("XYZ", False), ("HRK", False), ("EU", False)])
+def test_is_iso_currency(code, expected):
+    assert is_iso_currency(code) is expected
