@@ -153,6 +153,26 @@ def probe_game_ids(args) -> dict:
     return {"game_ids": ids[: args.count]}
 
 
+def probe_activate(args) -> dict:
+    """Activate the newest heads trained at ``--precision``, because heads only run at the precision they were trained at.
+
+    Run it with COVERPICK_BACKBONE_PRECISION set to the same precision, which activation checks.
+    """
+    setup_django()
+    from coverpick import conf
+    from coverpick.catalogue.models import ClassifierVersion
+    from coverpick.model.heads import META_FILE
+    from coverpick.model.versions import activate_version
+
+    versions = ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS).order_by("-created_at", "-pk")
+    for version in versions:
+        meta_path = conf.model_dir() / version.checkpoint / META_FILE
+        if meta_path.is_file() and json.loads(meta_path.read_text()).get("backbone_precision") == args.precision:
+            activate_version(version)
+            return {"activated": version.name, "precision": args.precision}
+    raise SystemExit(f"No trained heads at precision {args.precision}. Run `coverpick train` with COVERPICK_BACKBONE_PRECISION={args.precision}.")
+
+
 def probe_prepare_first_verdict(args) -> dict:
     """Make one listing pending again, with its cover's features, statistics and phase-1 result removed."""
     setup_django()
@@ -230,6 +250,7 @@ PROBES = {
     "reset": probe_reset,
     "counts": probe_counts,
     "game-ids": probe_game_ids,
+    "activate": probe_activate,
     "prepare-first-verdict": probe_prepare_first_verdict,
     "first-verdict": probe_first_verdict,
     "retrain": probe_retrain,

@@ -194,6 +194,10 @@ def quantize_and_cross_validate(bench: Bench, catalogue: Path, folds: int) -> di
     running_int8 = bench.start(argv, pinned=False, COVERPICK_BACKBONE_PRECISION="int8")
     fp32 = bench.finish(running_fp32).json()
     int8 = bench.finish(running_int8).json()
+    # Heads run only at the precision they were trained at, so the int8
+    # measurements need heads of their own. The fp32 heads stay active.
+    say("Training heads on int8 features (not activated, not measured)")
+    bench.run(coverpick_argv("train", "--quiet"), pinned=False, threads=2, COVERPICK_BACKBONE_PRECISION="int8")
     drops = {}
     for name, entry in fp32["per_class"].items():
         if name in int8["per_class"]:
@@ -211,7 +215,8 @@ def quantize_and_cross_validate(bench: Bench, catalogue: Path, folds: int) -> di
 
 
 def measure_sweep(bench: Bench, precision: str, covers: int, profile_to: Path | None = None) -> dict:
-    """Time `coverpick sweep --rescan-all --apply` from an empty feature cache at one precision."""
+    """Time `coverpick sweep --rescan-all --apply` from an empty feature cache at one precision, with heads of that precision."""
+    activate(bench, precision)
     bench.probe("reset", "--precision", precision, pinned=False)
     say(f"Sweep B at {precision}: {covers} covers, pinned to CPU {bench.cpu}, one thread")
     load = os.getloadavg()[0]
@@ -263,7 +268,13 @@ def measure_idle_tick(bench: Bench) -> dict:
     }
 
 
+def activate(bench: Bench, precision: str) -> None:
+    """Make the newest heads trained at ``precision`` the active ones."""
+    bench.probe("activate", "--precision", precision, pinned=False, COVERPICK_BACKBONE_PRECISION=precision)
+
+
 def measure_first_verdict(bench: Bench, precision: str) -> dict:
+    activate(bench, precision)
     prepared = bench.probe("prepare-first-verdict", "--precision", precision, pinned=False)
     say(f"Load and first verdict at {precision}: a new process sweeps listing {prepared['listing']}, the only one pending")
     argv = [sys.executable, str(BENCH / "probes.py"), "first-verdict"]
@@ -413,6 +424,7 @@ def run_benchmark(args, home: Path) -> dict:
     details.update(measure_idle_tick(bench))
     details.update(measure_first_verdict(bench, "fp32"))
     details.update(measure_first_verdict(bench, "int8"))
+    activate(bench, "fp32")
     details.update(measure_retrain(bench, args.retrain_rows))
     details.update(measure_pages(bench, args.page_seconds))
     details["machine"]["load_average_end"] = [round(value, 2) for value in os.getloadavg()]

@@ -12,6 +12,10 @@ from pathlib import Path
 DEFAULT_CLEAN_THRESHOLD = 0.35
 DEFAULT_PLATFORM_THRESHOLD = 0.70
 DEFAULT_BACKBONE = "efficientnet_lite0"
+# Numeric precisions of the backbone's ONNX model. Their features differ, so
+# heads trained at one precision are rejected at the other.
+PRECISIONS = ("fp32", "int8")
+DEFAULT_PRECISION = "fp32"
 
 
 def home() -> Path:
@@ -60,6 +64,16 @@ def platform_threshold() -> float:
 
 def backbone_id() -> str:
     return os.environ.get("COVERPICK_BACKBONE", DEFAULT_BACKBONE)
+
+
+def backbone_precision() -> str:
+    """Return the backbone precision (COVERPICK_BACKBONE_PRECISION): fp32, the default, or int8."""
+    value = os.environ.get("COVERPICK_BACKBONE_PRECISION", "").strip().lower() or DEFAULT_PRECISION
+    if value not in PRECISIONS:
+        raise ValueError(
+            f"COVERPICK_BACKBONE_PRECISION={value!r} is invalid; valid values are {', '.join(PRECISIONS)}."
+        )
+    return value
 
 
 def shop_preference() -> list[str]:

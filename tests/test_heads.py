@@ -59,6 +59,7 @@ def valid_meta(dim=8):
     return {
         "version": "heads-x",
         "backbone": "efficientnet_lite0",
+        "backbone_precision": "fp32",
         "feature_dim": dim,
         "views": list(VIEWS),
         "strip_profile": PROFILE_VERSION,
@@ -72,7 +73,35 @@ def valid_meta(dim=8):
 
 
 def test_check_meta_accepts_matching_checkpoint():
-    check_meta(valid_meta(), "efficientnet_lite0")
+    check_meta(valid_meta(), "efficientnet_lite0", "fp32")
+
+
+def test_check_meta_rejects_other_precision():
+    meta = valid_meta()
+    meta["backbone_precision"] = "int8"
+
+    with pytest.raises(CheckpointMismatch) as caught:
+        check_meta(meta, "efficientnet_lite0", "fp32")
+
+    message = str(caught.value)
+    assert "backbone precision 'int8' differs from the configured 'fp32'" in message
+    assert "set COVERPICK_BACKBONE_PRECISION=int8" in message
+    assert "Retrain with `coverpick train`" in message
+
+
+def test_check_meta_rejects_unrecorded_precision():
+    meta = valid_meta()
+    del meta["backbone_precision"]
+
+    with pytest.raises(CheckpointMismatch, match="does not record the backbone precision"):
+        check_meta(meta, "efficientnet_lite0", "int8")
+
+
+def test_check_meta_skips_precision_when_not_given():
+    meta = valid_meta()
+    meta["backbone_precision"] = "int8"
+
+    check_meta(meta, "efficientnet_lite0")
 
 
 @pytest.mark.parametrize(

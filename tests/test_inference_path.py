@@ -90,8 +90,21 @@ def test_fp32_sweep_without_torch(trained_home):
     assert cached_vectors(features / "efficientnet_lite0") > 300
 
 
+def test_sweep_rejects_heads_of_other_precision(trained_home):
+    """The active heads were trained on fp32 features, so an int8 sweep stops with an error naming both precisions."""
+    result = subprocess.run(
+        [sys.executable, "-m", "coverpick.cli", "sweep", "--apply", "--rescan-all", "--quiet"],
+        env=child_env(trained_home, COVERPICK_BACKBONE_PRECISION="int8"), capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode != 0
+    assert "backbone precision 'fp32' differs from the configured 'int8'" in result.stderr
+    assert "set COVERPICK_BACKBONE_PRECISION=fp32" in result.stderr
+
+
 def test_int8_sweep_without_torch(trained_home):
     fp32_before = cached_vectors(trained_home / "features" / "efficientnet_lite0")
+    # Heads read features of one precision, so the int8 sweep needs heads trained at int8.
+    coverpick(trained_home, "train", "--activate", "--quiet", COVERPICK_BACKBONE_PRECISION="int8")
     probe, output = sweep_in_child(trained_home, "--rescan-all", COVERPICK_BACKBONE_PRECISION="int8")
     assert probe["torch_modules"] == []
     assert "Verdict rows written: " in output

@@ -18,7 +18,7 @@ from coverpick.catalogue.models import AuditEvent, ClassifierVersion
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.model.heads import META_FILE, MLP, WEIGHTS_FILE, CheckpointMismatch, HeadSet, load_heads
 from coverpick.model.inputs import LAYOUT_VERSION, fit_similarity_space, platform_layout, quality_layout, stage2_layout
-from coverpick.model.versions import activate_version, active_heads_version, register_version
+from coverpick.model.versions import activate_version, active_heads_version, load_active_heads, register_version
 from coverpick.vision import extract
 from coverpick.vision.extract import BackboneExportError
 from coverpick.vision.presets import VIEWS
@@ -61,6 +61,7 @@ def checkpoint_meta(version: str) -> dict:
     return {
         "version": version,
         "backbone": BACKBONE,
+        "backbone_precision": "fp32",
         "views": list(VIEWS),
         "strip_profile": PROFILE_VERSION,
         "feature_dim": FEATURE_DIM,
@@ -225,6 +226,19 @@ def test_activation_rejects_mismatched_checkpoint(active_version, checkpoints):
         activate_version(newer)
     assert_still_active(active_version)
     assert activations_of(newer) == 0
+
+
+def test_activation_rejects_other_precision(active_version, checkpoints):
+    newer = register(checkpoints({"backbone_precision": "int8"}))
+    with pytest.raises(CheckpointMismatch, match="backbone precision 'int8' differs from the configured 'fp32'"):
+        activate_version(newer)
+    assert_still_active(active_version)
+
+
+def test_active_heads_rejected_at_other_precision(active_version, monkeypatch):
+    monkeypatch.setenv("COVERPICK_BACKBONE_PRECISION", "int8")
+    with pytest.raises(CheckpointMismatch, match="set COVERPICK_BACKBONE_PRECISION=fp32"):
+        load_active_heads()
 
 
 def test_activation_rejects_folder_without_meta(active_version, checkpoints):

@@ -143,6 +143,11 @@ class Heads:
         return self.meta["version"]
 
     @property
+    def precision(self) -> str | None:
+        """Backbone precision the heads were trained at (fp32 or int8), None for checkpoints that predate it."""
+        return self.meta.get("backbone_precision")
+
+    @property
     def clean_threshold(self) -> float:
         return float(self.meta["thresholds"]["clean"])
 
@@ -151,8 +156,12 @@ class Heads:
         return float(self.meta["thresholds"]["platform"])
 
 
-def check_meta(meta: dict, backbone: str | None = None) -> None:
-    """Raise CheckpointMismatch naming each way the checkpoint's config differs from this code."""
+def check_meta(meta: dict, backbone: str | None = None, precision: str | None = None) -> None:
+    """Raise CheckpointMismatch naming each way the checkpoint's config differs from this code.
+
+    ``backbone`` and ``precision``, when given, are the configured backbone id
+    and backbone precision (coverpick.conf), which the checkpoint must match.
+    """
     problems = []
     classes = meta.get("classes")
     if classes != list(LABEL_CLASSES):
@@ -174,19 +183,36 @@ def check_meta(meta: dict, backbone: str | None = None) -> None:
         problems.append(f"strip profile {meta.get('strip_profile')!r} differs from this code's {PROFILE_VERSION!r}")
     if backbone is not None and meta.get("backbone") != backbone:
         problems.append(f"backbone {meta.get('backbone')!r} differs from the configured {backbone!r}")
+    if precision is not None:
+        problems += _precision_problems(meta.get("backbone_precision"), precision)
     if problems:
         raise CheckpointMismatch(
             f"Checkpoint {meta.get('version', '?')} cannot be used: " + "; ".join(problems) + ". Retrain with `coverpick train`."
         )
 
 
-def load_heads(folder: Path, backbone: str | None = None) -> Heads:
+def _precision_problems(trained: str | None, configured: str) -> list[str]:
+    """Describe a difference between the precision the heads were trained at and the configured one."""
+    if trained is None:
+        return [
+            f"the checkpoint does not record the backbone precision it was trained at (configured: {configured!r}), "
+            "because it predates checkpoints that record it"
+        ]
+    if trained != configured:
+        return [
+            f"backbone precision {trained!r} differs from the configured {configured!r} (COVERPICK_BACKBONE_PRECISION), "
+            f"and the features of the two precisions differ. To use these heads, set COVERPICK_BACKBONE_PRECISION={trained}"
+        ]
+    return []
+
+
+def load_heads(folder: Path, backbone: str | None = None, precision: str | None = None) -> Heads:
     folder = Path(folder)
     meta_path = folder / META_FILE
     if not meta_path.is_file():
         raise FileNotFoundError(f"No {META_FILE} in checkpoint folder {folder}. Run `coverpick train --activate`.")
     meta = json.loads(meta_path.read_text())
-    check_meta(meta, backbone)
+    check_meta(meta, backbone, precision)
     loaded = {}
     try:
         with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:

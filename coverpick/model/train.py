@@ -363,6 +363,7 @@ def train(backbone_id: str | None = None, *, activate: bool = False, seed: int =
     meta = {
         "version": version,
         "backbone": backbone_id,
+        "backbone_precision": conf.backbone_precision(),
         "views": list(VIEWS),
         "strip_profile": PROFILE_VERSION,
         "feature_dim": data.feature_dim,

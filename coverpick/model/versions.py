@@ -36,7 +36,7 @@ def activate_version(version: ClassifierVersion, user=None) -> None:
     this runs, and the ONNX export is made first, so the database never points
     at a model that cannot load.
     """
-    load_heads(conf.model_dir() / version.checkpoint, version.backbone)
+    load_heads(conf.model_dir() / version.checkpoint, version.backbone, conf.backbone_precision())
     from coverpick.vision.extract import ensure_onnx
 
     ensure_onnx(version.backbone)
@@ -55,7 +55,7 @@ def load_active_heads() -> tuple[ClassifierVersion, Heads]:
     version = active_heads_version()
     if version is None:
         raise NoActiveModel("No trained heads are active. Run `coverpick train --activate` first.")
-    return version, load_heads(conf.model_dir() / version.checkpoint, version.backbone)
+    return version, load_heads(conf.model_dir() / version.checkpoint, version.backbone, conf.backbone_precision())
 
 
 def phase1_version() -> ClassifierVersion:

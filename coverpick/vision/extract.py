@@ -5,9 +5,10 @@ backbone has no ONNX export yet, it is exported once in a child process, so the
 calling process never imports torch. The INT8 model is made the same way, by
 ``coverpick.vision.quantize`` in a child process.
 
-COVERPICK_BACKBONE_PRECISION selects the model: ``fp32`` (the default) or
-``int8``. Features of the two precisions go to separate cache folders, so they
-never mix.
+COVERPICK_BACKBONE_PRECISION (coverpick.conf.backbone_precision) selects the
+model: ``fp32`` (the default) or ``int8``. Features of the two precisions go
+to separate cache folders, so they never mix, and checkpoints record the
+precision they were trained at.
 """
 
 from __future__ import annotations
@@ -22,26 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from coverpick import conf
+from coverpick.conf import DEFAULT_PRECISION, PRECISIONS, backbone_precision  # noqa: F401  (imported from here too)
 
 logger = logging.getLogger(__name__)
 
 
-PRECISIONS = ("fp32", "int8")
-DEFAULT_PRECISION = "fp32"
-
-
 class BackboneExportError(RuntimeError):
     """The ONNX export of a backbone is missing, corrupt or could not be made."""
-
-
-def backbone_precision() -> str:
-    """Return the configured backbone precision, COVERPICK_BACKBONE_PRECISION: fp32 (default) or int8."""
-    value = os.environ.get("COVERPICK_BACKBONE_PRECISION", "").strip().lower() or DEFAULT_PRECISION
-    if value not in PRECISIONS:
-        raise ValueError(
-            f"COVERPICK_BACKBONE_PRECISION={value!r} is invalid; valid values are {', '.join(PRECISIONS)}."
-        )
-    return value
 
 
 def cache_key(backbone_id: str, precision: str) -> str:
