@@ -68,22 +68,33 @@ def probe_baseline(args) -> dict:
 
 
 def probe_backbone(args) -> dict:
-    """Time the ONNX backbone alone on covers decoded and preprocessed beforehand, in the sweep's batch shape."""
+    """Time the ONNX backbone alone on covers decoded and preprocessed beforehand, in the sweep's views and batch shape.
+
+    Like featurize, each batch of BATCH_SIZE covers goes to the backbone once per view.
+    """
     import numpy as np
 
     setup_django()
-    from coverpick.covers.decode import decode_rgba, to_rgb_on_white
+    from coverpick.covers.decode import decode_image, to_rgb_on_white
     from coverpick.model.featurize import BATCH_SIZE
     from coverpick.vision.extract import FeatureExtractor
-    from coverpick.vision.presets import INPUT_SIZE, VIEWS, to_view_arrays
+    from coverpick.vision.presets import INPUT_SIZE, VIEWS, normalise, view_image
 
-    per_cover = []
+    pixels = {view: [] for view in VIEWS}
     for path in sample_store_files(args.covers, args.seed):
-        image, _info = decode_rgba(path.read_bytes(), draft_size=(INPUT_SIZE, INPUT_SIZE))
-        per_cover.append(np.stack(to_view_arrays(to_rgb_on_white(image), VIEWS)))
-    batches = [np.concatenate(per_cover[i : i + BATCH_SIZE]) for i in range(0, len(per_cover), BATCH_SIZE)]
+        image, _info = decode_image(path.read_bytes(), draft_size=(INPUT_SIZE, INPUT_SIZE))
+        rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
+        for view in VIEWS:
+            pixels[view].append(np.asarray(view_image(rgb, view)))
+    covers = len(pixels[VIEWS[0]])
+    batches = [
+        normalise(np.stack(pixels[view][start : start + BATCH_SIZE]))
+        for start in range(0, covers, BATCH_SIZE)
+        for view in VIEWS
+    ]
     extractor = FeatureExtractor("efficientnet_lite0", threads=1, precision=args.precision)
-    extractor(batches[0][: len(VIEWS)])
+    for view_batch in batches[: len(VIEWS)]:
+        extractor(view_batch[:1])
     started, cpu_started = time.perf_counter(), time.process_time()
     for batch in batches:
         extractor(batch)
@@ -91,20 +102,22 @@ def probe_backbone(args) -> dict:
     tensors = sum(len(batch) for batch in batches)
     return {
         "precision": args.precision,
-        "covers": len(per_cover),
+        "covers": covers,
         "views": list(VIEWS),
+        "view_shapes": {view: list(batches[index].shape[2:]) for index, view in enumerate(VIEWS)},
         "tensors": tensors,
         "seconds": round(seconds, 3),
         "cpu_seconds": round(cpu_seconds, 3),
         "tensors_per_s": round(tensors / seconds, 2),
-        "covers_per_s": round(len(per_cover) / seconds, 2),
-        "covers_per_cpu_s": round(len(per_cover) / cpu_seconds, 2),
+        "covers_per_s": round(covers / seconds, 2),
+        "covers_per_cpu_s": round(covers / cpu_seconds, 2),
         "model_bytes": extractor.model_file.stat().st_size,
     }
 
 
 def feature_cache_roots(precision: str) -> list[Path]:
-    from coverpick.model.featurize import cache_for
+    """Return the cache folders the sweep fills for each cover: every view's features at ``precision`` and the strip profiles."""
+    from coverpick.model.featurize import cache_for, profile_cache
     from coverpick.vision.extract import FeatureCache
     from coverpick.vision.presets import VIEWS
 
@@ -112,6 +125,7 @@ def feature_cache_roots(precision: str) -> list[Path]:
     for view in VIEWS:
         cache = cache_for("efficientnet_lite0", view)
         roots.append(FeatureCache(cache.backbone_id, precision=precision).root)
+    roots.append(profile_cache().root)
     return roots
 
 
