@@ -17,8 +17,8 @@ from coverpick.model.featurize import cache_for, featurize
 from coverpick.vision.phase1 import detect_platform
 from coverpick.vision.presets import MEAN, STD, VIEWS, normalise, to_input_array, view_image
 from coverpick.vision.stats import image_statistics
+from tests.conftest import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CATALOGUE = SHARED / "catalogue"
 BACKBONE = "featurize-test-backbone"
 FEATURE_WIDTH = 6
