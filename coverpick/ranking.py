@@ -16,8 +16,9 @@ Rules, in order:
   threshold), every other usable cover, and unusable covers last;
 - within a group, a `clean` verdict comes before `gkc` and `ciab` (a plain
   cover beats one that carries a key-card or code notice). Then the higher
-  clean score wins: 1 for a manual clean verdict, 0 for any other manual
-  verdict, otherwise the active heads' probability of `clean`. Tier, shop
+  clean score wins: 1 for a manual verdict of tier 0 (clean, gkc or ciab), 0
+  for any other manual verdict, otherwise the active heads' probability of
+  `clean`. Tier, shop
   preference, natural resolution and listing id break the remaining ties.
 
 The clean score comes before the tier inside a group because the tier follows
@@ -52,6 +53,7 @@ from coverpick.labels import DEFAULT_TIER, OTHER_FAMILY, PINNED_TIER, TIER_BY_VE
 PHASE1_CONFIDENT = 0.8
 UNUSABLE_TIER = 7
 MISMATCH_TIER = TIER_BY_VERDICT["wrong_console"]
+TIER_ZERO_VERDICTS = tuple(verdict for verdict, tier in TIER_BY_VERDICT.items() if tier == 0)
 # Ranking groups, in order: the pin, clean-leaning covers, other usable covers, unusable covers.
 GROUP_PINNED, GROUP_CLEAN_LEANING, GROUP_OTHER, GROUP_UNUSABLE = -1, 0, 1, 2
 
@@ -123,7 +125,7 @@ def annotate_ranking(listings: QuerySet[Listing]) -> QuerySet[Listing]:
             notice_rank=Case(When(effective_verdict__in=("gkc", "ciab"), then=Value(1)), default=Value(0), output_field=IntegerField()),
             clean_score=Case(
                 When(is_pinned=True, then=Value(1.0)),
-                When(manual_verdict="clean", then=Value(1.0)),
+                When(manual_verdict__in=TIER_ZERO_VERDICTS, then=Value(1.0)),
                 When(manual_verdict__isnull=False, then=Value(0.0)),
                 default=Coalesce("classifier_clean", Value(0.0)),
                 output_field=FloatField(),

@@ -250,3 +250,13 @@ def test_manual_defect_scores_zero():
     set_labels(labelled, ["contents"])
     predict(guessed, version, "margins", clean_probability=0.2)
     assert order(game) == [guessed.pk, labelled.pk]
+
+
+def test_staff_notice_label_beats_classifier_notice():
+    game, (edition,) = make_game()
+    version = heads_version()
+    labelled = make_listing(edition)
+    guessed = make_listing(edition)
+    set_labels(labelled, ["ciab"])
+    predict(guessed, version, "ciab", clean_probability=0.4)
+    assert order(game) == [labelled.pk, guessed.pk]
