@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--order",
             default=None,
-            help="Comma-separated shop codes, most preferred first; primary covers are re-ranked at once",
+            help="Comma-separated shop codes, most preferred first. Primary covers are re-ranked at once",
         )
 
     def handle(self, order, **options):
@@ -28,10 +28,10 @@ class Command(BaseCommand):
         codes = [code.strip() for code in order.split(",") if code.strip()]
         known = set(Shop.objects.values_list("code", flat=True))
         if not codes:
-            raise CommandError(f"--order is empty; list shop codes separated by commas. Known shops: {', '.join(sorted(known))}.")
+            raise CommandError(f"--order is empty. List shop codes separated by commas. Known shops: {', '.join(sorted(known))}.")
         repeated = sorted({code for code in codes if codes.count(code) > 1})
         if repeated:
-            raise CommandError(f"--order names {', '.join(repeated)} more than once; list each shop once.")
+            raise CommandError(f"--order names {', '.join(repeated)} more than once. List each shop once.")
         missing = [code for code in codes if code not in known]
         if missing:
             raise CommandError(f"Unknown shop(s): {', '.join(missing)}. Known shops: {', '.join(sorted(known))}.")
