@@ -158,3 +158,16 @@ def test_similarity_space_separates_games():
     whitened_gap = min(whitened[0, 2], whitened[1, 2]) - whitened[2, 2]
     assert raw_gap < 0.05
     assert whitened_gap > 0.4
+
+
+def test_similarity_space_fits_on_a_bounded_sample(monkeypatch):
+    from coverpick.model import inputs
+
+    monkeypatch.setattr(inputs, "SIMILARITY_FIT_ROWS", 50)
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(400, 12)).astype(np.float32)
+    space = fit_similarity_space(features, full_dim=12, dims=4)
+    again = fit_similarity_space(features, full_dim=12, dims=4)
+    assert space.components.shape == (4, 12)
+    assert np.array_equal(space.components, again.components)
+    assert not np.allclose(space.mean, features.mean(axis=0), atol=1e-6)
