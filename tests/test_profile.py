@@ -33,7 +33,8 @@ def measure(profile: np.ndarray, edge: str, name: str) -> np.ndarray:
 def test_profile_length_and_determinism():
     cover = noisy_cover()
     first, second = strip_profile(cover), strip_profile(cover)
-    assert first.shape == (PROFILE_DIM,) and first.dtype == np.float32
+    assert first.shape == (PROFILE_DIM,)
+    assert first.dtype == np.float32
     assert np.array_equal(first, second)
 
 

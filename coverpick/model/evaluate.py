@@ -128,7 +128,7 @@ def _predicted_tier(record: dict) -> int:
 
 
 def _rank_key(record: dict) -> tuple:
-    """The ranking's order (coverpick.ranking) for a cover judged by the heads alone."""
+    """Return the sort key coverpick.ranking gives a cover judged by the heads alone."""
     tier = _predicted_tier(record)
     clean_leaning = tier == tier_for("clean") or (record["quality"] == UNKNOWN and tier != tier_for("wrong_console"))
     return (0 if clean_leaning else 1, record["quality"] in ("gkc", "ciab"), -record["clean_probability"], tier, -record["pixels"], record["listing"])

@@ -36,7 +36,7 @@ def cache_for(backbone_id: str, view: str) -> FeatureCache:
 
 
 def profile_cache() -> FeatureCache:
-    """The strip profiles' cache: pixel measurements, the same whatever the backbone or its precision."""
+    """Return the cache of strip profiles, which are pixel measurements and so shared by every backbone and precision."""
     return FeatureCache(PROFILE_VERSION, precision="fp32")
 
 
@@ -93,6 +93,7 @@ def _featurize_chunk(chunk: list[CoverImage], caches: list[FeatureCache], extrac
     Feature vectors reach the cache before the covers' columns reach the
     database, so a run killed in between repeats only the measurements.
     """
+    profiles = profile_cache()
     updates: dict[tuple[str, ...], list[CoverImage]] = defaultdict(list)
     pixels: dict[str, list[np.ndarray]] = {view: [] for view in VIEWS}
     decoded = []
@@ -109,7 +110,6 @@ def _featurize_chunk(chunk: list[CoverImage], caches: list[FeatureCache], extrac
         if changed:
             updates[changed].append(cover)
         rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
-        profiles = profile_cache()
         if cover.sha256 not in profiles:
             profiles.put(cover.sha256, strip_profile(rgb))
         if any(cover.sha256 not in cache for cache in caches):
