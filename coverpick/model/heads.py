@@ -70,7 +70,7 @@ class MLP:
 
 HEAD_NAMES = ("quality", "platform", "stage2")
 ARRAY_NAMES = ("mean", "std", "w1", "b1", "w2", "b2")
-SIMILARITY_ARRAYS = ("mean", "components", "scale")
+SIMILARITY_ARRAYS = ("mean", "components", "scale", "bands_mean")
 
 
 @dataclass
@@ -99,7 +99,7 @@ class HeadSet:
         platform = self.platform.probabilities(features[rows])
         if self.stage2 is None:
             return quality_raw, platform
-        comparisons = comparison_features(features, game_ids, edition_ids, self.similarity)[rows]
+        comparisons = comparison_features(features, game_ids, edition_ids, self.similarity, stats)[rows]
         x_stage2 = stage2_inputs(quality_raw, platform_raw, picked_families, comparisons, stats[rows], phase1[rows])
         return self.stage2.probabilities(x_stage2), platform
 
@@ -221,7 +221,13 @@ def load_heads(folder: Path, backbone: str | None = None, precision: str | None 
                     loaded[prefix] = MLP(*(arrays[f"{prefix}_{name}"] for name in ARRAY_NAMES))
                     loaded[prefix].temperature = float(meta.get("temperature", {}).get(prefix, 1.0))
             similarity = None
-            if "similarity_mean" in arrays:
+            stored = [name for name in SIMILARITY_ARRAYS if f"similarity_{name}" in arrays]
+            if stored and len(stored) < len(SIMILARITY_ARRAYS):
+                absent = ", ".join(f"similarity_{name}" for name in SIMILARITY_ARRAYS if name not in stored)
+                raise CheckpointMismatch(
+                    f"Checkpoint {meta.get('version', '?')} lacks {absent} in {WEIGHTS_FILE}. Retrain with `coverpick train`."
+                )
+            if stored:
                 similarity = SimilaritySpace(*(arrays[f"similarity_{name}"] for name in SIMILARITY_ARRAYS))
     except (zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointMismatch(

@@ -14,8 +14,10 @@ The second stage reads a few strong inputs that would drown among thousands
 of feature dimensions: the quality head's log-probabilities, the platform
 head's probabilities and its probability of the declared family, the declared
 one-hot, the comparison scalars (similarity to the game's other covers) and
-the 10 statistics, and the phase-1 heuristic's platform call. A checkpoint stores the layouts it was trained with, and
-loading refuses layouts that differ from this module's.
+the 10 statistics, and the phase-1 heuristic's platform call. The comparison
+inputs include a contrast with the cover's nearest sibling (see
+``comparison_features``). A checkpoint stores the layouts it was trained with,
+and loading refuses layouts that differ from this module's.
 """
 
 from __future__ import annotations
@@ -26,11 +28,17 @@ import numpy as np
 
 from coverpick.labels import PLATFORM_FAMILIES
 from coverpick.vision.presets import VIEWS
-from coverpick.vision.profile import PROFILE_DIM
+from coverpick.vision.profile import MEASURES, PROFILE_DIM, PROFILE_ROWS
 
 N_STATS = 10
-N_COMPARISONS = 5
-LAYOUT_VERSION = 5
+# Rows at each edge of the strip profile that the sibling contrast averages
+# apart from the inner rows, so a thin edge band is not diluted by them.
+EDGE_ROWS = 4
+N_PROFILE_SUMMARY = 2 * 2 * len(MEASURES)
+N_SIMILARITIES = 5
+N_CONTRAST = 1 + N_PROFILE_SUMMARY + N_STATS
+N_COMPARISONS = N_SIMILARITIES + N_CONTRAST
+LAYOUT_VERSION = 6
 # Dimensions of the whitened space in which covers are compared with their siblings.
 SIMILARITY_DIMS = 256
 # Rows the space is fitted on at most. An SVD of 27,000 × 1,280 features took
@@ -132,6 +140,9 @@ class SimilaritySpace:
     mean: np.ndarray
     components: np.ndarray
     scale: np.ndarray
+    # Mean of the training covers' bands-view features (empty when the
+    # features have no bands view), so bands are compared as offsets from it.
+    bands_mean: np.ndarray
 
     def project(self, features: np.ndarray) -> np.ndarray:
         full = np.asarray(features, dtype=np.float32)[:, : self.mean.shape[0]]
@@ -154,30 +165,44 @@ def fit_similarity_space(features: np.ndarray, full_dim: int, dims: int = SIMILA
     _, singular, vt = np.linalg.svd(full - mean, full_matrices=False)
     keep = max(1, min(dims, int((singular > singular[0] * 1e-4).sum())))
     scale = np.sqrt(len(full)) / np.maximum(singular[:keep], 1e-6)
-    return SimilaritySpace(mean=mean, components=vt[:keep].astype(np.float32), scale=scale.astype(np.float32))
+    bands = features[:, full_dim : 2 * full_dim]
+    bands_mean = bands.mean(axis=0) if bands.shape[1] == full_dim else np.zeros(0, dtype=np.float32)
+    return SimilaritySpace(
+        mean=mean, components=vt[:keep].astype(np.float32), scale=scale.astype(np.float32), bands_mean=bands_mean.astype(np.float32)
+    )
 
 
-def comparison_features(features: np.ndarray, game_ids: list, edition_ids: list, space: SimilaritySpace | None = None) -> np.ndarray:
-    """Cosine similarities between each cover and the other covers of its game.
+def comparison_features(
+    features: np.ndarray,
+    game_ids: list,
+    edition_ids: list,
+    space: SimilaritySpace | None = None,
+    stats: np.ndarray | None = None,
+) -> np.ndarray:
+    """Compare each cover with the other covers of its game.
 
-    Columns: similarity to the game prototype (other editions), highest
-    similarity to another listing of the same edition, highest and mean
-    similarity to any other listing of the game, and log(1 + number of other
-    listings of the game). Zeros where there is nothing to compare with. A
-    cover of a different game stands out by low similarity to its siblings.
-    With ``space``, covers are compared in that whitened space instead of raw features.
+    The first N_SIMILARITIES columns are cosine similarities and a count.
+    They are the similarity to the game prototype (other editions), the
+    highest similarity to another listing of the same edition, the highest and
+    the mean similarity to any other listing of the game, and log(1 + number
+    of other listings of the game). A cover of a different game
+    stands out by low similarity to its siblings. With ``space``, covers are
+    compared in that whitened space instead of raw features.
+
+    The other N_CONTRAST columns contrast the cover with its nearest sibling
+    (see ``sibling_contrast``). Zeros wherever there is nothing to compare with.
     """
     features = np.asarray(features, dtype=np.float32)
-    if space is not None:
-        features = space.project(features)
-    unit = _unit_rows(features)
-    prototypes = _unit_rows(game_prototypes(features, game_ids, edition_ids))
+    compared = space.project(features) if space is not None else features
+    unit = _unit_rows(compared)
+    prototypes = _unit_rows(game_prototypes(compared, game_ids, edition_ids))
     result = np.zeros((len(features), N_COMPARISONS), dtype=np.float32)
     result[:, 0] = (unit * prototypes).sum(axis=1)
     rows_by_game: dict = {}
     for row, game in enumerate(game_ids):
         rows_by_game.setdefault(game, []).append(row)
     editions = np.asarray(edition_ids)
+    nearest = np.full(len(features), -1, dtype=np.int64)
     for rows in rows_by_game.values():
         if len(rows) < 2:
             continue
@@ -192,7 +217,50 @@ def comparison_features(features: np.ndarray, game_ids: list, edition_ids: list,
         best_edition = edition_similarity.max(axis=1)
         result[members, 1] = np.where(np.isfinite(best_edition), best_edition, 0.0)
         result[members, 4] = np.log1p(len(rows) - 1)
+        nearest[members] = members[np.nanargmax(similarity, axis=1)]
+    result[:, N_SIMILARITIES:] = sibling_contrast(features, nearest, space, stats)
     return result
+
+
+def _profile_summary(profile: np.ndarray) -> np.ndarray:
+    """Mean of each profile measure over the EDGE_ROWS outermost rows and over the rest, at the top and at the bottom."""
+    rows = profile.reshape(len(profile), 2, PROFILE_ROWS, len(MEASURES))
+    edge = rows[:, :, :EDGE_ROWS, :].mean(axis=2).reshape(len(profile), -1)
+    inner = rows[:, :, EDGE_ROWS:, :].mean(axis=2).reshape(len(profile), -1)
+    return np.concatenate([edge, inner], axis=1)
+
+
+def sibling_contrast(
+    features: np.ndarray, nearest: np.ndarray, space: SimilaritySpace | None, stats: np.ndarray | None
+) -> np.ndarray:
+    """How each cover differs from ``nearest`` (its most similar sibling's row, -1 for none).
+
+    Retailers often start from the same publisher scan, so a key-card notice,
+    an "available on" strip or white padding shows as a difference between two
+    covers that are otherwise alike. Columns: cosine similarity of the bands
+    views (centred on the training mean), then the cover's profile summary
+    minus the sibling's, then its statistics minus the sibling's. The signed
+    differences say which of the two carries the addition: a cover with a
+    notice band has a flatter top or bottom than its clean sibling, not the
+    other way round.
+    """
+    contrast = np.zeros((len(features), N_CONTRAST), dtype=np.float32)
+    with_sibling = np.flatnonzero(nearest >= 0)
+    if not len(with_sibling):
+        return contrast
+    other = nearest[with_sibling]
+    full_dim = space.mean.shape[0] if space is not None else full_view_dim(features.shape[1])
+    bands_end = 2 * full_dim
+    if space is not None and space.bands_mean.shape[0] == full_dim and features.shape[1] >= bands_end:
+        bands = _unit_rows(features[:, full_dim:bands_end] - space.bands_mean)
+        contrast[with_sibling, 0] = (bands[with_sibling] * bands[other]).sum(axis=1)
+    if full_dim > 0 and features.shape[1] == len(VIEWS) * full_dim + PROFILE_DIM:
+        summary = _profile_summary(features[:, -PROFILE_DIM:])
+        contrast[with_sibling, 1 : 1 + N_PROFILE_SUMMARY] = summary[with_sibling] - summary[other]
+    if stats is not None:
+        stats = np.asarray(stats, dtype=np.float32).reshape(len(features), N_STATS)
+        contrast[with_sibling, 1 + N_PROFILE_SUMMARY :] = stats[with_sibling] - stats[other]
+    return contrast
 
 
 def phase1_onehot(results: list[dict | None]) -> np.ndarray:

@@ -251,7 +251,7 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         quality_oof[held], platform_oof[held] = q, p
     at = data.rows[subset]
     similarity = fit_similarity_space(arrays.features[at], full_view_dim(arrays.features.shape[1]))
-    comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids, similarity)[at]
+    comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids, similarity, arrays.stats)[at]
     x_stage2 = stage2_inputs(
         quality_oof, platform_oof, [arrays.families[i] for i in at], comparisons, arrays.stats[at], arrays.phase1[at]
     )

@@ -1,0 +1,90 @@
+"""The sibling contrast: how a cover differs from the most similar other cover of its game."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from coverpick.model.inputs import (
+    N_COMPARISONS,
+    N_PROFILE_SUMMARY,
+    N_SIMILARITIES,
+    comparison_features,
+    fit_similarity_space,
+)
+from coverpick.vision.profile import MEASURES, PROFILE_DIM, strip_profile
+from coverpick.vision.stats import STAT_NAMES, image_statistics
+from tests.conftest import SAMPLE_CATALOGUE
+
+FULL_DIM = 8
+# The profile summary contains the edge rows' means (top measures, then bottom),
+# then the inner rows' means in the same order.
+SUMMARY = N_SIMILARITIES + 1
+TOP_COLUMNS = [SUMMARY + i for i in (*range(len(MEASURES)), *range(2 * len(MEASURES), 3 * len(MEASURES)))]
+BOTTOM_COLUMNS = [SUMMARY + i for i in (*range(len(MEASURES), 2 * len(MEASURES)), *range(3 * len(MEASURES), 4 * len(MEASURES)))]
+PIXELS = N_SIMILARITIES + 1 + N_PROFILE_SUMMARY + STAT_NAMES.index("log10_pixels")
+
+
+def with_notice_band(cover: Image.Image) -> Image.Image:
+    """The cover with a flat band of colour and a line of text across its top eighth."""
+    marked = cover.copy()
+    draw = ImageDraw.Draw(marked)
+    band = cover.height // 8
+    draw.rectangle((0, 0, cover.width, band), fill=(40, 90, 200))
+    draw.text((cover.width // 10, band // 3), "Download code only", fill=(255, 255, 255))
+    return marked
+
+
+def image_features(images: list[Image.Image], full: np.ndarray, bands: np.ndarray) -> np.ndarray:
+    profiles = np.stack([strip_profile(img) for img in images])
+    return np.concatenate([full, bands, profiles], axis=1).astype(np.float32)
+
+
+def sample_covers(count: int) -> list[Image.Image]:
+    paths = sorted((SAMPLE_CATALOGUE / "images" / "pixelcrate").glob("*.jpg"))[:count]
+    return [Image.open(path).convert("RGB") for path in paths]
+
+
+def test_contrast_notice_band_signed_by_carrier():
+    clean, other_game = sample_covers(2)
+    noticed = with_notice_band(clean)
+    rng = np.random.default_rng(0)
+    identity = rng.normal(size=(2, FULL_DIM))
+    # Rows: the clean cover and its noticed copy (game A), a cover of game B alone.
+    full = np.stack([identity[0], identity[0] + 0.01 * rng.normal(size=FULL_DIM), identity[1]])
+    bands = rng.normal(size=(3, FULL_DIM))
+    features = image_features([clean, noticed, other_game], full, bands)
+    stats = np.stack([image_statistics(img.convert("RGBA"), img.size) for img in (clean, noticed, other_game)])
+    space = fit_similarity_space(np.concatenate([features, rng.normal(size=(40, features.shape[1]))]), full_dim=FULL_DIM)
+
+    result = comparison_features(features, ["A", "A", "B"], ["A-ps4", "A-xone", "B-ps4"], space, stats)
+
+    assert result.shape == (3, N_COMPARISONS)
+    # The band changes the top rows' profile of the cover that carries it, not
+    # the bottom's; its clean sibling shows the same difference negated.
+    assert np.abs(result[1, TOP_COLUMNS]).sum() > 0.1
+    assert np.all(result[1, BOTTOM_COLUMNS] == 0.0)
+    assert np.array_equal(result[0, SUMMARY : SUMMARY + N_PROFILE_SUMMARY], -result[1, SUMMARY : SUMMARY + N_PROFILE_SUMMARY])
+    # A game with one cover has no sibling to contrast with.
+    assert np.all(result[2, N_SIMILARITIES:] == 0.0)
+
+
+def test_contrast_nearest_sibling_resolution():
+    cover, unrelated_cover = sample_covers(2)
+    small = cover.resize((cover.width // 4, cover.height // 4))
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=FULL_DIM)
+    unrelated = rng.normal(size=FULL_DIM)
+    full = np.stack([base, base + 0.01 * rng.normal(size=FULL_DIM), unrelated])
+    images = [cover, small, unrelated_cover]
+    features = image_features(images, full, rng.normal(size=(3, FULL_DIM)))
+    stats = np.stack([image_statistics(img.convert("RGBA"), img.size) for img in images])
+
+    space = fit_similarity_space(np.concatenate([features, rng.normal(size=(40, features.shape[1]))]), full_dim=FULL_DIM)
+
+    result = comparison_features(features, ["A"] * 3, ["A-ps4"] * 3, space, stats)
+
+    # The small copy and the cover it resembles are each other's nearest sibling.
+    expected = np.log10(small.width * small.height) - np.log10(cover.width * cover.height)
+    assert result[1, PIXELS] == pytest.approx(expected, abs=1e-5)
+    assert result[0, PIXELS] == -result[1, PIXELS] > 1.0
+    assert features.shape[1] == 2 * FULL_DIM + PROFILE_DIM
