@@ -13,6 +13,7 @@ precision they were trained at.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -143,6 +144,24 @@ def intra_op_threads() -> int:
         return 1
 
 
+def release_free_heap() -> bool:
+    """Return the C heap's free memory to the operating system with glibc's malloc_trim.
+
+    Returns False where the C library has no malloc_trim (macOS, musl), and
+    does nothing there.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True
+
+
 class FeatureExtractor:
     """Run the exported backbone on batches of preprocessed covers, at the configured precision unless given one."""
 
@@ -159,6 +178,13 @@ class FeatureExtractor:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(self.model_file), options, providers=["CPUExecutionProvider"])
+        # At ORT_ENABLE_ALL, creating the fp32 session leaves about 24 MB of
+        # freed heap that glibc keeps (almost none at ORT_ENABLE_EXTENDED,
+        # which skips the NCHWc layout transform). The first runs' buffers do
+        # not reuse it, so without this trim a new process that sweeps one
+        # cover peaked about 12 MB higher. Measured with ONNX Runtime 1.32 and
+        # glibc 2.36. The trim runs once per session, not per batch.
+        release_free_heap()
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
