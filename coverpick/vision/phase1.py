@@ -99,6 +99,7 @@ def detect_platform(img_rgba: Image.Image, natural_size: tuple[int, int]) -> Pha
     if box is None:
         return Phase1Result(None, 0.0, "no cover found: the image is empty or transparent")
     aspect = _box_aspect(box, image.size, natural_size)
+
     hue, saturation, value = _cover_hsv(image, box)
 
     strengths = {}
@@ -144,17 +145,21 @@ def _find_cover_box(image: Image.Image) -> tuple[int, int, int, int] | None:
     Otherwise the whole image is the cover.
     """
     # Pillow resamples RGBA premultiplied by alpha, which leaves opaque pixels
-    # unchanged, so resampling RGB and adding alpha 255 gives the same grid.
-    resampled = image.resize((_CANVAS_GRID, _CANVAS_GRID), Image.Resampling.BOX, reducing_gap=_REDUCING_GAP)
-    small = np.asarray(resampled if resampled.mode == "RGBA" else resampled.convert("RGBA"))
-    alpha = small[..., 3]
-    colours = small[..., :3].astype(np.int16)
+    # unchanged, so an RGB grid equals the RGBA grid with alpha 255 everywhere.
+    small = np.asarray(
+        image.resize((_CANVAS_GRID, _CANVAS_GRID), Image.Resampling.BOX, reducing_gap=_REDUCING_GAP)
+    )
+    opaque = small[..., 3] >= 128 if small.shape[-1] == 4 else None
     canvas = _canvas_colour(small)
     if canvas is None or canvas == "transparent":
-        mask = alpha >= 128
+        if opaque is None:
+            # Every row and column of an opaque grid counts, so the box is the whole image.
+            return (0, 0, image.width, image.height)
+        mask = opaque
     else:
-        differs = np.abs(colours - np.asarray(canvas, dtype=np.int16)).max(axis=-1) > _CANVAS_TOLERANCE
-        mask = differs & (alpha >= 128)
+        mask = _differs_from(small, canvas)
+        if opaque is not None:
+            mask &= opaque
 
     rows = np.flatnonzero(mask.mean(axis=1) >= _CANVAS_MIN_ROW_FRACTION)
     columns = np.flatnonzero(mask.mean(axis=0) >= _CANVAS_MIN_ROW_FRACTION)
@@ -171,18 +176,26 @@ def _find_cover_box(image: Image.Image) -> tuple[int, int, int, int] | None:
 
 
 def _canvas_colour(small: np.ndarray) -> tuple[int, int, int] | str | None:
-    """Return the canvas colour shared by at least three corners, "transparent", or None."""
-    size = _CANVAS_CORNER
-    patches = [small[:size, :size], small[:size, -size:], small[-size:, :size], small[-size:, -size:]]
-    transparent = sum(1 for patch in patches if patch[..., 3].mean() < 32)
-    if transparent >= 3:
-        return "transparent"
+    """Return the canvas colour shared by at least three corners, "transparent", or None.
 
-    flat_colours = []
-    for patch in patches:
-        colours = patch[..., :3].reshape(-1, 3).astype(np.float64)
-        if patch[..., 3].min() >= 128 and colours.std(axis=0).max() < 12:
-            flat_colours.append(colours.mean(axis=0))
+    ``small`` is an RGB or RGBA uint8 grid, and an RGB grid counts as opaque.
+    """
+    size = _CANVAS_CORNER
+    corners = [small[:size, :size], small[:size, -size:], small[-size:, :size], small[-size:, -size:]]
+    # One row of size * size pixels per corner.
+    patches = np.stack(corners).reshape(len(corners), size * size, small.shape[-1])
+    if patches.shape[-1] == 4:
+        alpha = patches[..., 3]
+        if np.count_nonzero(alpha.mean(axis=1) < 32) >= 3:
+            return "transparent"
+        opaque = alpha.min(axis=1) >= 128
+    else:
+        opaque = np.ones(len(corners), dtype=bool)
+
+    # Channel values are integers, so these means and deviations are exact.
+    colours = patches[..., :3].astype(np.float64)
+    flat = opaque & (colours.std(axis=1).max(axis=1) < 12)
+    flat_colours = list(colours.mean(axis=1)[flat])
     for candidate in flat_colours:
         agreeing = sum(
             1 for other in flat_colours if np.abs(other - candidate).max() <= _CANVAS_TOLERANCE / 2
@@ -190,6 +203,17 @@ def _canvas_colour(small: np.ndarray) -> tuple[int, int, int] | str | None:
         if agreeing >= 3:
             return tuple(int(round(channel)) for channel in candidate)
     return None
+
+
+def _differs_from(small: np.ndarray, canvas: tuple[int, int, int]) -> np.ndarray:
+    """Mark the grid pixels with any channel more than _CANVAS_TOLERANCE from the canvas colour."""
+    levels = np.arange(256)
+    differs = np.zeros(small.shape[:2], dtype=bool)
+    for channel, canvas_level in enumerate(canvas):
+        # A lookup table per channel costs one indexing pass over the grid.
+        far = np.abs(levels - canvas_level) > _CANVAS_TOLERANCE
+        differs |= far[small[..., channel]]
+    return differs
 
 
 def _box_aspect(
@@ -217,21 +241,45 @@ def _cover_hsv(
         on_white = Image.new("RGBA", cover.size, (255, 255, 255, 255))
         on_white.alpha_composite(cover)
         cover = on_white.convert("RGB")
-    return _rgb_to_hsv(np.asarray(cover, dtype=np.float64) / 255.0)
+    return _rgb_to_hsv(np.asarray(cover))
 
 
-def _rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    value = rgb.max(axis=-1)
-    chroma = value - rgb.min(axis=-1)
-    safe_chroma = np.where(chroma > 0, chroma, 1.0)
-    hue = np.select(
-        [value == red, value == green],
-        [((green - blue) / safe_chroma) % 6.0, (blue - red) / safe_chroma + 2.0],
-        (red - green) / safe_chroma + 4.0,
+# Each uint8 level k as the float k / 255, so a lookup gives the same float as dividing.
+_UNIT_LEVELS = np.arange(256, dtype=np.float64) / 255.0
+
+
+def _rgb_to_hsv(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convert uint8 RGB pixels to hue (degrees), saturation and value (0 to 1).
+
+    Every output is the float that the textbook formula gives on channels
+    scaled to [0, 1]. The comparisons that pick the largest and smallest
+    channel run on the uint8 levels, which order the same way.
+    """
+    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    highest = np.maximum(np.maximum(red, green), blue)
+    lowest = np.minimum(np.minimum(red, green), blue)
+    value = _UNIT_LEVELS[highest]
+    chroma = value - _UNIT_LEVELS[lowest]
+    coloured = highest > lowest
+
+    # The hue sector starts at red, green or blue, whichever channel is largest
+    # (red first on a tie). Its position within the sector comes from the other two.
+    red_largest = highest == red
+    green_largest = ~red_largest & (highest == green)
+    red_unit, green_unit, blue_unit = _UNIT_LEVELS[red], _UNIT_LEVELS[green], _UNIT_LEVELS[blue]
+    difference = np.where(
+        red_largest, green_unit - blue_unit, np.where(green_largest, blue_unit - red_unit, red_unit - green_unit)
     )
-    hue = np.where(chroma > 0, hue * 60.0, 0.0)
-    saturation = np.where(value > 0, chroma / np.where(value > 0, value, 1.0), 0.0)
+    position = difference / np.where(coloured, chroma, 1.0)
+    # In the red sector, a negative position wraps round to 6, which is what
+    # the float modulo by 6 gives for a value in [-1, 0).
+    sector_start = np.where(
+        red_largest, np.where(position < 0, 6.0, 0.0), np.where(green_largest, 2.0, 4.0)
+    )
+    hue = np.where(coloured, (position + sector_start) * 60.0, 0.0)
+
+    lit = highest > 0
+    saturation = np.where(lit, chroma / np.where(lit, value, 1.0), 0.0)
     return hue, saturation, value
 
 
@@ -240,8 +288,25 @@ def _ramp(measured: float, absent: float, clear: float) -> float:
     return float(np.clip((measured - absent) / (clear - absent), 0.0, 1.0))
 
 
-def _best_offset(score_at: Callable[[int], float]) -> float:
-    return max(score_at(top) for top in range(_MAX_BANNER_OFFSET + 1))
+def _ramps(measured: np.ndarray, absent: float, clear: float) -> np.ndarray:
+    """Apply _ramp to every element of ``measured``."""
+    return np.clip((measured - absent) / (clear - absent), 0.0, 1.0)
+
+
+# The rows that each banner test may take as its top edge.
+_BAND_TOPS = np.arange(_MAX_BANNER_OFFSET + 1)
+
+
+def _band_shares(mask: np.ndarray, height: int, columns: slice = slice(None)) -> np.ndarray:
+    """Return the True share of ``mask[top : top + height, columns]`` for each top in _BAND_TOPS.
+
+    Each share is an exact count divided by the band's pixel count, the same
+    float as ``mask[top : top + height, columns].mean()``.
+    """
+    block = mask[: _MAX_BANNER_OFFSET + height, columns]
+    cumulative = np.concatenate(([0], np.cumsum(np.count_nonzero(block, axis=1))))
+    counts = cumulative[_BAND_TOPS + height] - cumulative[_BAND_TOPS]
+    return counts / (height * block.shape[1])
 
 
 def _xbox_360_strength(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> float:
@@ -250,17 +315,15 @@ def _xbox_360_strength(hue: np.ndarray, saturation: np.ndarray, value: np.ndarra
     left_part = int(_GRID_WIDTH * 0.6)
     right_half = _GRID_WIDTH // 2
 
-    def score_at(top: int) -> float:
-        band = slice(top, top + 8)
-        below = slice(top, top + 12)
-        light_band = _ramp(light[band, :left_part].mean(), 0.35, 0.65)
-        # Some covers end the band in a green swoosh on the right, and others
-        # have a thin green stripe across the width under the band.
-        swoosh = _ramp(green[below, right_half:].mean(), 0.03, 0.10)
-        stripe = _ramp(green[top + 6 : top + 14].mean(axis=1).max(), 0.3, 0.5)
-        return min(light_band, max(swoosh, stripe))
-
-    return _best_offset(score_at)
+    light_band = _ramps(_band_shares(light, 8, slice(0, left_part)), 0.35, 0.65)
+    # Some covers end the band in a green swoosh on the right, and others
+    # have a thin green stripe across the width under the band: the greenest
+    # of the 8 rows that start 6 rows below the band's top.
+    swoosh = _ramps(_band_shares(green, 12, slice(right_half, None)), 0.03, 0.10)
+    row_shares = green[: _MAX_BANNER_OFFSET + 14].mean(axis=1)
+    stripe_rows = np.lib.stride_tricks.sliding_window_view(row_shares[6:], 8)
+    stripe = _ramps(stripe_rows.max(axis=1), 0.3, 0.5)
+    return float(np.minimum(light_band, np.maximum(swoosh, stripe)).max())
 
 
 def _wii_u_strength(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> float:
@@ -269,31 +332,29 @@ def _wii_u_strength(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) 
     deep_blue = (hue > 204) & (hue <= 235) & (saturation > 0.5)
     quarter = _GRID_WIDTH // 4
 
-    def score_at(top: int) -> float:
-        band = slice(top, top + 6)
-        even = min(cyan[band, :quarter].mean(), cyan[band, -quarter:].mean())
-        not_deep = 1.0 - _ramp(deep_blue[band, :quarter].mean(), 0.2, 0.5)
-        return min(_ramp(even, 0.3, 0.7), not_deep)
-
-    return _best_offset(score_at)
+    even = np.minimum(_band_shares(cyan, 6, slice(0, quarter)), _band_shares(cyan, 6, slice(-quarter, None)))
+    not_deep = 1.0 - _ramps(_band_shares(deep_blue, 6, slice(0, quarter)), 0.2, 0.5)
+    return float(np.minimum(_ramps(even, 0.3, 0.7), not_deep).max())
 
 
 def _playstation_blue_strength(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> float:
     blue = (hue >= 195) & (hue <= 235) & (saturation > 0.6) & (value > 0.35)
     quarter = _GRID_WIDTH // 4
+    band_blue = _ramps(_band_shares(blue, 8), 0.4, 0.7)
+    left_blue = _band_shares(blue, 8, slice(0, quarter))
 
-    def score_at(top: int) -> float:
+    best = 0.0
+    for top in _BAND_TOPS:
+        # A band with no blue at its left end, or too little blue overall,
+        # scores 0, so its hue is not needed.
+        if left_blue[top] == 0 or band_blue[top] == 0:
+            continue
         band = slice(top, top + 8)
-        band_blue = blue[band]
-        left_blue = band_blue[:, :quarter]
-        if left_blue.sum() == 0:
-            return 0.0
         # The left end is a deeper blue than a Wii U band, whose hue stays below
         # 204 on the sample catalogue.
-        left_hue = hue[band, :quarter][left_blue].mean()
-        return min(_ramp(band_blue.mean(), 0.4, 0.7), _ramp(left_hue, 202.0, 207.0))
-
-    return _best_offset(score_at)
+        left_hue = hue[band, :quarter][blue[band, :quarter]].mean()
+        best = max(best, min(float(band_blue[top]), _ramp(left_hue, 202.0, 207.0)))
+    return best
 
 
 def _ps3_strength(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> float:
@@ -302,23 +363,24 @@ def _ps3_strength(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) ->
     right_end = slice(int(_GRID_WIDTH * 0.85), _GRID_WIDTH)
     # Saturation is unstable on near-black pixels, so those count as grey too.
     grey = (saturation < 0.3) | (value < 0.25)
+    grey_band = _ramps(_band_shares(grey, 6), 0.6, 0.85)
+    grey_right_end = _ramps(_band_shares(grey, 6, right_end), 0.6, 0.9)
+    dark_middle = _ramps(_band_shares(value < 0.3, 6, middle), 0.5, 0.8)
+    counted = np.minimum(np.minimum(grey_band, grey_right_end), dark_middle)
 
-    def score_at(top: int) -> float:
+    best = 0.0
+    for top in _BAND_TOPS:
+        # The score is the smallest of five ramps, so a band whose pixel counts
+        # already give 0 needs no brightness steps.
+        if counted[top] == 0:
+            continue
         band = slice(top, top + 6)
-        dark_middle = (value[band, middle] < 0.3).mean()
         middle_value = value[band, middle].mean()
         silver_step = value[band, right_end].mean() - middle_value
         # The logo's strokes are thin, so on the grid they show as its brightest pixels.
         logo_step = np.quantile(value[band, logo], 0.9) - middle_value
-        return min(
-            _ramp(grey[band].mean(), 0.6, 0.85),
-            _ramp(grey[band, right_end].mean(), 0.6, 0.9),
-            _ramp(dark_middle, 0.5, 0.8),
-            _ramp(silver_step, 0.08, 0.2),
-            _ramp(logo_step, 0.1, 0.2),
-        )
-
-    return _best_offset(score_at)
+        best = max(best, min(float(counted[top]), _ramp(silver_step, 0.08, 0.2), _ramp(logo_step, 0.1, 0.2)))
+    return best
 
 
 def _ds_strength(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> float:
