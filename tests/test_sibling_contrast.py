@@ -84,7 +84,28 @@ def test_contrast_nearest_sibling_resolution():
     result = comparison_features(features, ["A"] * 3, ["A-ps4"] * 3, space, stats)
 
     # The small copy and the cover it resembles are each other's nearest sibling.
+    # The contrast is scaled by the two covers' similarity (column 2).
     expected = np.log10(small.width * small.height) - np.log10(cover.width * cover.height)
-    assert result[1, PIXELS] == pytest.approx(expected, abs=1e-5)
+    assert 0.9 < result[1, 2] <= 1.0
+    assert result[1, PIXELS] == pytest.approx(expected * result[1, 2], abs=1e-5)
     assert result[0, PIXELS] == -result[1, PIXELS] > 1.0
     assert features.shape[1] == 2 * FULL_DIM + PROFILE_DIM
+
+
+def test_contrast_fades_for_dissimilar_sibling():
+    cover, other_cover = sample_covers(2)
+    small = other_cover.resize((other_cover.width // 4, other_cover.height // 4))
+    rng = np.random.default_rng(2)
+    picture = 5.0 * rng.normal(size=FULL_DIM)
+    # Two covers of one game that show opposite pictures in the full view.
+    full = np.stack([picture, -picture])
+    images = [cover, small]
+    features = image_features(images, full, rng.normal(size=(2, FULL_DIM)))
+    stats = np.stack([image_statistics(img.convert("RGBA"), img.size) for img in images])
+    space = fit_similarity_space(rng.normal(size=(400, features.shape[1])).astype(np.float32), full_dim=FULL_DIM)
+
+    result = comparison_features(features, ["A", "A"], ["A-ps4", "A-ps4"], space, stats)
+
+    assert result[0, 2] < 0.0
+    assert abs(stats[1][STAT_NAMES.index("log10_pixels")] - stats[0][STAT_NAMES.index("log10_pixels")]) > 1.0
+    assert np.all(result[:, N_SIMILARITIES:] == 0.0)

@@ -190,7 +190,13 @@ def comparison_features(
     compared in that whitened space instead of raw features.
 
     The other N_CONTRAST columns contrast the cover with its nearest sibling
-    (see ``sibling_contrast``). Zeros wherever there is nothing to compare with.
+    (see ``sibling_contrast``), scaled by their similarity clipped to [0, 1].
+    Without that scaling, a cover of another game, whose nearest sibling is
+    still a different picture, showed large differences that the second stage
+    read as a notice or padding: on the sample catalogue, under cross-validation
+    by game over two seeds, scaling raised wrong_game recall from 0.83 to 0.88
+    and gkc from 0.58 to 0.69, and lowered multi_platform from 0.69 to 0.56.
+    Zeros wherever there is nothing to compare with.
     """
     features = np.asarray(features, dtype=np.float32)
     compared = space.project(features) if space is not None else features
@@ -218,7 +224,10 @@ def comparison_features(
         result[members, 1] = np.where(np.isfinite(best_edition), best_edition, 0.0)
         result[members, 4] = np.log1p(len(rows) - 1)
         nearest[members] = members[np.nanargmax(similarity, axis=1)]
-    result[:, N_SIMILARITIES:] = sibling_contrast(features, nearest, space, stats)
+    contrast = sibling_contrast(features, nearest, space, stats)
+    # A difference means an addition only between two covers of the same
+    # picture, so the contrast fades with the nearest sibling's similarity.
+    result[:, N_SIMILARITIES:] = contrast * np.clip(result[:, 2:3], 0.0, 1.0)
     return result
 
 
