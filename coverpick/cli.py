@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
         args = ["help"]
     try:
         execute_from_command_line(["coverpick", *args])
+        if args in (["help"], ["--help"], ["-h"]):
+            # tick runs before Django loads, so Django's list of commands lacks it.
+            print("\n[coverpick, without Django]\n    tick")
     except (OperationalError, ProgrammingError) as exc:
         if not _missing_table(exc):
             raise

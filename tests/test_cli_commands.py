@@ -83,3 +83,14 @@ def test_unmigrated_database_names_the_fix(tmp_path):
     assert str(tmp_path / "coverpick.sqlite3") in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_help_lists_tick(tmp_path):
+    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "coverpick.cli", "help"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert "    sweep\n" in result.stdout
+    assert result.stdout.rstrip().endswith("tick")

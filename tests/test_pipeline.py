@@ -66,6 +66,9 @@ def test_resweep_replaces_rows_without_duplicates(trained_sample):
     again = sweep(rescan_all=True, apply=True)
     assert again.selected == Listing.objects.count()
     assert Verdict.objects.filter(classifier_version=version).count() == before
+    # The heads' rows and phase 1's platform rows are counted apart.
+    assert again.written == again.predicted + again.errors == before
+    assert again.phase1_written > 0
 
 
 def test_sweep_without_apply_writes_nothing(trained_sample):

@@ -36,6 +36,7 @@ class SweepSummary:
     predicted: int = 0
     errors: int = 0
     written: int = 0
+    phase1_written: int = 0
     seconds: float = 0.0
     verdicts: Counter = field(default_factory=Counter)
     platforms: Counter = field(default_factory=Counter)
@@ -50,7 +51,10 @@ class SweepSummary:
             "Platforms: " + (", ".join(f"{k} {v}" for k, v in self.platforms.most_common()) or "none"),
             f"Time: {self.seconds:.1f} s ({rate:.1f} listings/s)",
         ]
-        lines.append(f"Verdict rows written: {self.written}" if self.applied else "Dry run: nothing written (pass --apply to store verdicts)")
+        if self.applied:
+            lines.append(f"Verdict rows written: {self.written}, and {self.phase1_written} phase-1 platform rows")
+        else:
+            lines.append("Dry run: nothing written (pass --apply to store verdicts)")
         return lines
 
 
@@ -90,7 +94,9 @@ def sweep(*, rescan_all: bool = False, rescan_verdicts: list[str] | None = None,
         rows = _predict_chunk(chunk_games, wanted, version, phase1, heads, clean_floor, platform_floor, summary)
         if apply:
             _write_rows(rows, version, phase1)
-            summary.written += len(rows)
+            heads_rows = sum(1 for row in rows if row.classifier_version_id == version.pk)
+            summary.written += heads_rows
+            summary.phase1_written += len(rows) - heads_rows
         if bar is not None:
             bar.update(sum(1 for row in rows if row.classifier_version_id == version.pk))
     if bar is not None:
