@@ -32,24 +32,76 @@ PROFILE_DIM = 2 * PROFILE_ROWS * len(MEASURES)
 # this distance (of 1.0) of the row's median colour.
 FLAT_TOLERANCE = 0.08
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# Channel value k as a float32 in [0, 1], as np.float32(k) / 255.0 gives it.
+_UNIT = np.arange(256, dtype=np.float32) / 255.0
 
 
-def _rows_profile(block: np.ndarray) -> np.ndarray:
-    """Measure each row of ``block`` (rows × columns × RGB in [0, 1]), edge row first."""
+def _rows_profile(rows: np.ndarray) -> np.ndarray:
+    """Measure the rows of ``rows`` (2 edges × PROFILE_ROWS × columns × RGB uint8), edge row first.
+
+    Both edges go through each numpy call at once. Every measure is
+    computed with the same float32 operations per row as the earlier code,
+    which measured one edge at a time, so cached profiles stay valid.
+    """
+    edges, count, width, _ = rows.shape
+    values = rows.reshape(edges * count, width, 3)
+    block = _UNIT[values]
     luma = block @ _LUMA
-    median = np.median(block, axis=1, keepdims=True)
-    flat_share = (np.abs(block - median).max(axis=2) < FLAT_TOLERANCE).mean(axis=1)
+    # np.median of an even count is the float32 mean of the two middle
+    # values. Partitioning the uint8 values finds the same two, because
+    # _UNIT keeps their order.
+    middle = np.partition(values, (width // 2 - 1, width // 2), axis=1)
+    lower = _UNIT[middle[:, width // 2 - 1 : width // 2]]
+    upper = _UNIT[middle[:, width // 2 : width // 2 + 1]]
+    median = (lower + upper) / np.float32(2.0)
+    near = np.abs(block - median) < FLAT_TOLERANCE
+    flat = near[..., 0] & near[..., 1] & near[..., 2]
+    flat_share = np.count_nonzero(flat, axis=1).astype(np.float32) / np.float32(width)
     brightness_std = luma.std(axis=1)
     detail = np.abs(np.diff(luma, axis=1)).mean(axis=1)
-    means = block.mean(axis=1)
-    colour_step = np.append(np.linalg.norm(np.diff(means, axis=0), axis=1), 0.0)
-    return np.stack([flat_share, brightness_std, detail, colour_step], axis=1).ravel()
+    means = block.mean(axis=1).reshape(edges, count, 3)
+    colour_step = np.zeros((edges, count), dtype=np.float32)
+    colour_step[:, :-1] = np.linalg.norm(np.diff(means, axis=1), axis=2)
+    measures = np.stack([flat_share, brightness_std, detail, colour_step.ravel()], axis=1)
+    return measures.ravel()
+
+
+def _edge_rows(rgb: Image.Image) -> np.ndarray:
+    """Return the PROFILE_ROWS rows at each end of the 64×96 BOX resample, as uint8 (2, rows, 64, 3).
+
+    Pillow resamples in two passes and rounds to uint8 in between. The
+    column pass of a source row does not depend on the other rows, so when
+    that pass comes first it runs here only on the source rows that the kept
+    output rows read, with a margin of 2 rows. The row pass then runs on an
+    image of the full source height whose middle rows stay black, so Pillow
+    uses the same coefficients and the kept rows equal those of the whole
+    resample.
+
+    NOTE: Pillow chooses the order of the passes itself. Pillow 13.0 ran the
+    row pass first for widths from 65 px up to about half the height, so
+    images narrower than 2:3 take the whole resample here.
+    tests/test_profile_reference.py compares both paths with the whole
+    resample on many sizes, which catches a change in a later Pillow.
+    """
+    width, height = rgb.size
+    size = (PROFILE_WIDTH, PROFILE_HEIGHT)
+    # Output row i reads source rows near [i, i + 1) * height / PROFILE_HEIGHT.
+    top_end = -(-PROFILE_ROWS * height // PROFILE_HEIGHT) + 2
+    bottom_start = (PROFILE_HEIGHT - PROFILE_ROWS) * height // PROFILE_HEIGHT - 2
+    columns_first = width * PROFILE_HEIGHT >= height * PROFILE_WIDTH
+    if not columns_first or top_end >= bottom_start:
+        grid = np.asarray(rgb.resize(size, Image.Resampling.BOX))
+    else:
+        columns = Image.new("RGB", (PROFILE_WIDTH, height))
+        top = rgb.crop((0, 0, width, top_end))
+        bottom = rgb.crop((0, bottom_start, width, height))
+        columns.paste(top.resize((PROFILE_WIDTH, top.height), Image.Resampling.BOX), (0, 0))
+        columns.paste(bottom.resize((PROFILE_WIDTH, bottom.height), Image.Resampling.BOX), (0, bottom_start))
+        grid = np.asarray(columns.resize(size, Image.Resampling.BOX))
+    return np.stack([grid[:PROFILE_ROWS], grid[::-1][:PROFILE_ROWS]])
 
 
 def strip_profile(img_rgb: Image.Image) -> np.ndarray:
     """Return the PROFILE_DIM-long profile of an RGB cover: top rows from the edge in, then bottom rows."""
     rgb = img_rgb.convert("RGB") if img_rgb.mode != "RGB" else img_rgb
-    grid = np.asarray(rgb.resize((PROFILE_WIDTH, PROFILE_HEIGHT), Image.Resampling.BOX), dtype=np.float32) / 255.0
-    top = _rows_profile(grid[:PROFILE_ROWS])
-    bottom = _rows_profile(grid[::-1][:PROFILE_ROWS])
-    return np.concatenate([top, bottom]).astype(np.float32)
+    return _rows_profile(_edge_rows(rgb)).astype(np.float32)
