@@ -68,44 +68,47 @@ def image_statistics(img_rgba: Image.Image, natural_size: tuple[int, int]) -> np
     224 px draft and 0.29 at 96 px over 300 sample covers. Training and
     inference must therefore decode with the same draft_size.
     """
-    grid = resample_grid(img_rgba)
+    rgb, alpha = resample_grid(img_rgba)
     values = [
-        *border_whiteness(grid),
-        *corner_background(grid),
+        *border_whiteness(rgb, alpha),
+        *corner_background(rgb, alpha),
         log10_pixels(natural_size),
-        log10_laplacian_variance(grid),
+        log10_laplacian_variance(rgb, alpha),
     ]
     return np.asarray(values, dtype=np.float32)
 
 
-def resample_grid(img_rgba: Image.Image) -> np.ndarray:
-    """Return the 96x96 NEAREST resample as a uint8 array of shape (96, 96, 4).
+def resample_grid(img_rgba: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return the 96x96 NEAREST resample as uint8 RGB (96, 96, 3) and alpha (96, 96).
 
+    The alpha is None when every pixel is opaque: an RGB image without a
+    colour key, or an RGBA image whose alpha is 255 everywhere. Every
+    statistic then skips its alpha terms, which could not change it.
     A NEAREST resample only picks pixels, so converting another mode to RGBA
     after it gives the same grid as converting the whole image first.
     """
     small = img_rgba.resize((GRID_SIZE, GRID_SIZE), Image.Resampling.NEAREST)
-    return np.asarray(small if small.mode == "RGBA" else small.convert("RGBA"), dtype=np.uint8)
+    if small.mode == "RGB" and "transparency" not in small.info:
+        return np.asarray(small, dtype=np.uint8), None
+    grid = np.asarray(small if small.mode == "RGBA" else small.convert("RGBA"), dtype=np.uint8)
+    alpha = grid[..., 3]
+    if alpha.min() == 255:
+        return grid[..., :3], None
+    return grid[..., :3], alpha
 
 
-def _whitish_mask(grid: np.ndarray) -> np.ndarray:
-    near_white = (grid[..., :3] >= NEAR_WHITE_MIN).all(axis=-1)
-    return near_white | (grid[..., 3] <= TRANSPARENT_ALPHA_MAX)
-
-
-def border_whiteness(grid: np.ndarray) -> tuple[float, float, float, float]:
+def border_whiteness(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[float, float, float, float]:
     """Return the near-white or transparent fraction of the top, bottom, left and right bands."""
-    mask = _whitish_mask(grid)
+    near_white = rgb >= NEAR_WHITE_MIN
+    mask = near_white[..., 0] & near_white[..., 1] & near_white[..., 2]
+    if alpha is not None:
+        mask |= alpha <= TRANSPARENT_ALPHA_MAX
     band = BORDER_BAND
-    return (
-        float(mask[:band].mean()),
-        float(mask[-band:].mean()),
-        float(mask[:, :band].mean()),
-        float(mask[:, -band:].mean()),
-    )
+    bands = (mask[:band], mask[-band:], mask[:, :band], mask[:, -band:])
+    return tuple(np.count_nonzero(part) / part.size for part in bands)
 
 
-def corner_background(grid: np.ndarray) -> tuple[float, float, float, float]:
+def corner_background(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[float, float, float, float]:
     """Score how clearly each corner shows background rather than cover art.
 
     Returns scores in [0, 1] for the top-left, top-right, bottom-left and
@@ -128,73 +131,86 @@ def corner_background(grid: np.ndarray) -> tuple[float, float, float, float]:
     banner runs along the top edge only, so it is not a band. A full-bleed
     cover whose art is flat black or white along two edges still scores 1, so
     this is a feature for a learned head, not a verdict on its own.
+
+    All four corners are measured at once, in integers: a mean of n pixels is
+    kept as their sum, and a standard deviation as n² times the variance.
+    The float64 means and deviations of the earlier code were exact for these
+    small sums of uint8 values, so every comparison gives the same result.
     """
-    views = _corners_as_top_left(grid)
-    colours = [_flat_patch_colour(view) for view in views]
+    corners = _corners_as_top_left(rgb).astype(np.int64)
+    patch = corners[:, :CORNER_PATCH, :CORNER_PATCH].reshape(4, -1, 3)
+    patch_size = patch.shape[1]
+    patch_sums = patch.sum(axis=1)
+    flat = _scaled_variance(patch).max(axis=1) < FLAT_STD_MAX**2 * patch_size**2
+    # |pixel - mean| <= FRAME_TOLERANCE, with both sides times the patch size.
+    tolerance = FRAME_TOLERANCE * patch_size
+    along_top = corners[:, 0, :FRAME_RUN] * patch_size - patch_sums[:, None]
+    along_side = corners[:, :FRAME_RUN, 0] * patch_size - patch_sums[:, None]
+    top_matches = np.abs(along_top).max(axis=2) <= tolerance
+    side_matches = np.abs(along_side).max(axis=2) <= tolerance
+    if alpha is not None:
+        corner_alpha = _corners_as_top_left(alpha)
+        top_matches |= corner_alpha[:, 0, :FRAME_RUN] <= TRANSPARENT_ALPHA_MAX
+        side_matches |= corner_alpha[:, :FRAME_RUN, 0] <= TRANSPARENT_ALPHA_MAX
+        transparent = np.count_nonzero(corner_alpha[:, :CORNER_PATCH, :CORNER_PATCH] <= TRANSPARENT_ALPHA_MAX, axis=(1, 2))
+    else:
+        transparent = np.zeros(4, dtype=np.int64)
+    continues_top = np.count_nonzero(top_matches, axis=1) / FRAME_RUN >= FRAME_MATCH_FRACTION
+    continues_side = np.count_nonzero(side_matches, axis=1) / FRAME_RUN >= FRAME_MATCH_FRACTION
+    cut = _cut_corner_flags(corners)
     scores = []
-    for index, view in enumerate(views):
-        transparent = float((view[:CORNER_PATCH, :CORNER_PATCH, 3] <= TRANSPARENT_ALPHA_MAX).mean())
+    for index in range(4):
         # Index 0 to 3 is top-left, top-right, bottom-left, bottom-right, so
         # flipping bit 0 gives the corner in the same row, bit 1 the same column.
-        band = _band_flag(view, colours[index], colours[index ^ 1], colours[index ^ 2])
-        scores.append(max(transparent, band, _cut_corner_flag(view)))
+        band = 0.0
+        if flat[index]:
+            same_row = _same_colour(patch_sums, flat, index, index ^ 1, tolerance)
+            same_column = _same_colour(patch_sums, flat, index, index ^ 2, tolerance)
+            if continues_top[index] and continues_side[index]:
+                band = 1.0
+            elif continues_top[index] and same_column:
+                band = 1.0
+            elif continues_side[index] and same_row:
+                band = 1.0
+        scores.append(max(int(transparent[index]) / patch_size, band, cut[index]))
     return tuple(scores)
 
 
-def _corners_as_top_left(grid: np.ndarray) -> list[np.ndarray]:
-    """Flip the grid so that each corner in turn sits at index [0, 0]."""
-    return [grid, grid[:, ::-1], grid[::-1, :], grid[::-1, ::-1]]
+def _corners_as_top_left(grid: np.ndarray) -> np.ndarray:
+    """Stack the FRAME_RUN-square corners of the grid, flipped so that each corner sits at index [0, 0]."""
+    run = FRAME_RUN
+    return np.stack(
+        [grid[:run, :run], grid[:run, : -run - 1 : -1], grid[: -run - 1 : -1, :run], grid[: -run - 1 : -1, : -run - 1 : -1]]
+    )
 
 
-def _flat_patch_colour(view: np.ndarray) -> np.ndarray | None:
-    """Return the mean colour of the corner patch, or None when the patch is not flat."""
-    colours = view[:CORNER_PATCH, :CORNER_PATCH, :3].reshape(-1, 3).astype(np.float64)
-    if colours.std(axis=0).max() >= FLAT_STD_MAX:
-        return None
-    return colours.mean(axis=0)
+def _scaled_variance(pixels: np.ndarray) -> np.ndarray:
+    """Return n² times the variance of each channel of (corners, n, 3) int64 pixels: n·Σx² − (Σx)²."""
+    count = pixels.shape[1]
+    sums = pixels.sum(axis=1)
+    return count * (pixels * pixels).sum(axis=1) - sums * sums
 
 
-def _band_flag(
-    view: np.ndarray,
-    colour: np.ndarray | None,
-    same_row_colour: np.ndarray | None,
-    same_column_colour: np.ndarray | None,
-) -> float:
-    if colour is None:
-        return 0.0
-    along_top = _continues(view[0, :FRAME_RUN], colour)
-    along_side = _continues(view[:FRAME_RUN, 0], colour)
-    if along_top and along_side:
-        return 1.0
-    if along_top and _same_colour(colour, same_column_colour):
-        return 1.0
-    if along_side and _same_colour(colour, same_row_colour):
-        return 1.0
-    return 0.0
+def _same_colour(patch_sums: np.ndarray, flat: np.ndarray, index: int, other: int, tolerance: int) -> bool:
+    return bool(flat[other]) and int(np.abs(patch_sums[index] - patch_sums[other]).max()) <= tolerance
 
 
-def _continues(edge: np.ndarray, colour: np.ndarray) -> bool:
-    pixels = edge.astype(np.float64)
-    matches = np.abs(pixels[:, :3] - colour).max(axis=1) <= FRAME_TOLERANCE
-    matches |= pixels[:, 3] <= TRANSPARENT_ALPHA_MAX
-    return bool(matches.mean() >= FRAME_MATCH_FRACTION)
-
-
-def _same_colour(colour: np.ndarray, other: np.ndarray | None) -> bool:
-    return other is not None and bool(np.abs(colour - other).max() <= FRAME_TOLERANCE)
-
-
-def _cut_corner_flag(grid: np.ndarray) -> float:
-    block = grid[:CUT_CORNER_BLOCK, :CUT_CORNER_BLOCK].reshape(-1, 4).astype(np.float64)
-    if block[:, :3].std(axis=0).max() >= FLAT_STD_MAX:
-        return 0.0
-    colour = block[:, :3].mean(axis=0)
+def _cut_corner_flags(corners: np.ndarray) -> list[float]:
+    """Return the cut-corner signal of each stacked corner, 1.0 or 0.0."""
+    block = corners[:, :CUT_CORNER_BLOCK, :CUT_CORNER_BLOCK].reshape(4, -1, 3)
+    block_size = block.shape[1]
+    flat = _scaled_variance(block).max(axis=1) < FLAT_STD_MAX**2 * block_size**2
+    block_sums = block.sum(axis=1)
     step = CUT_CORNER_DISTANCE
-    along_top = grid[0, step : step + 2, :3].astype(np.float64).mean(axis=0)
-    along_side = grid[step : step + 2, 0, :3].astype(np.float64).mean(axis=0)
-    differs_from_top = np.abs(colour - along_top).max() > CUT_CORNER_CONTRAST
-    differs_from_side = np.abs(colour - along_side).max() > CUT_CORNER_CONTRAST
-    return float(differs_from_top and differs_from_side)
+    # Each edge value is the mean of 2 pixels, so both sides are compared at 2 * block_size times their means.
+    along_top = corners[:, 0, step : step + 2].sum(axis=1) * block_size
+    along_side = corners[:, step : step + 2, 0].sum(axis=1) * block_size
+    scaled_block = block_sums * 2
+    limit = CUT_CORNER_CONTRAST * block_size * 2
+    differs_from_top = np.abs(scaled_block - along_top).max(axis=1) > limit
+    differs_from_side = np.abs(scaled_block - along_side).max(axis=1) > limit
+    flags = flat & differs_from_top & differs_from_side
+    return [float(flag) for flag in flags]
 
 
 def log10_pixels(natural_size: tuple[int, int]) -> float:
@@ -203,21 +219,24 @@ def log10_pixels(natural_size: tuple[int, int]) -> float:
     return float(np.log10(max(1, int(width) * int(height))))
 
 
-def log10_laplacian_variance(grid: np.ndarray) -> float:
+def log10_laplacian_variance(rgb: np.ndarray, alpha: np.ndarray | None) -> float:
     """Return log10(1 + variance of the 4-neighbour Laplacian) of the grey grid.
 
     Transparent areas are composited on white first, so the colour stored
     under alpha 0 cannot add fake edges. Grey levels are on the 0-255 scale.
     """
-    grey = _grey_on_white(grid)
+    grey = _grey_on_white(rgb, alpha)
     laplacian = (
         grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4.0 * grey[1:-1, 1:-1]
     )
     return float(np.log10(1.0 + laplacian.var()))
 
 
-def _grey_on_white(grid: np.ndarray) -> np.ndarray:
-    rgb = grid[..., :3].astype(np.float64)
-    alpha = grid[..., 3:4].astype(np.float64) / 255.0
-    on_white = rgb * alpha + 255.0 * (1.0 - alpha)
+def _grey_on_white(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    # With alpha 1 everywhere, rgb * 1.0 + 255.0 * 0.0 is rgb itself, so the
+    # opaque case skips the compositing and gives the same float64 grey.
+    if alpha is None:
+        return rgb.astype(np.float64) @ _LUMA_WEIGHTS
+    opacity = alpha[..., None].astype(np.float64) / 255.0
+    on_white = rgb.astype(np.float64) * opacity + 255.0 * (1.0 - opacity)
     return on_white @ _LUMA_WEIGHTS
