@@ -8,6 +8,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["help", "tick"]:
+        args = ["tick", "--help"]
     if args and args[0] == "tick":
         # The timer's command decides before importing Django whether there is work.
         from coverpick.tick import main as tick_main

@@ -120,5 +120,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"coverpick": {"handlers": ["console"], "level": os.environ.get("COVERPICK_LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "coverpick": {"handlers": ["console"], "level": os.environ.get("COVERPICK_LOG_LEVEL", "INFO")},
+        # Without these, Django drops server errors and rejected hosts when DEBUG is off.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "django.security": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
 }

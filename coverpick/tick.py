@@ -25,28 +25,55 @@ PENDING_SQL = (
 )
 
 
-def count_pending() -> int:
+ACTIVE_COUNT_SQL = "SELECT COUNT(*) FROM catalogue_classifierversion WHERE kind = 'heads' AND is_active"
+USAGE = "usage: coverpick tick [--quiet]"
+
+
+class TickError(Exception):
+    """The tick cannot count pending listings: no database, or one without coverpick's tables."""
+
+
+def _counts(connection) -> int | None:
+    """Return the pending count, or None when no heads version is active."""
+    pending = int(connection.execute(PENDING_SQL).fetchone()[0])
+    if pending == 0 and int(connection.execute(ACTIVE_COUNT_SQL).fetchone()[0]) == 0:
+        return None
+    return pending
+
+
+def count_pending() -> int | None:
+    """Return the number of listings without a verdict from the active heads, or None when no heads are active.
+
+    Raises TickError when the database is missing or has no coverpick tables.
+    """
     url = os.environ.get("DATABASE_URL")
     if url:
         if not url.startswith(("postgres://", "postgresql://")):
             raise SystemExit(f"coverpick tick: DATABASE_URL scheme of {url.split(':', 1)[0]!r} is not supported; use postgresql:// or unset it for SQLite.")
         import psycopg
 
-        with psycopg.connect(url, connect_timeout=10) as connection:
-            return int(connection.execute(PENDING_SQL).fetchone()[0])
+        try:
+            with psycopg.connect(url, connect_timeout=10) as connection:
+                return _counts(connection)
+        except psycopg.errors.UndefinedTable as exc:
+            raise TickError(f"the PostgreSQL database has no coverpick tables ({exc}). Run `coverpick migrate`.") from exc
+        except psycopg.OperationalError as exc:
+            raise TickError(f"connection to the PostgreSQL database in DATABASE_URL failed ({exc}). Check that the server is running and the URL is right.") from exc
     import sqlite3
 
     from coverpick.conf import sqlite_path
 
     path = sqlite_path()
     if not path.is_file():
-        return 0
+        raise TickError(
+            f"no database at {path}. Check COVERPICK_HOME, or run `coverpick migrate` and `coverpick import` to create the catalogue."
+        )
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
-        return int(connection.execute(PENDING_SQL).fetchone()[0])
+        return _counts(connection)
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
-            return 0
+            raise TickError(f"the database {path} has no coverpick tables ({exc}). Run `coverpick migrate`.") from exc
         raise
     finally:
         connection.close()
@@ -54,11 +81,23 @@ def count_pending() -> int:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] in {"-h", "--help"}:
-        print("usage: coverpick tick [--quiet]\n\nSweep pending listings with the active heads; exit at once when there are none.")
+        print(f"{USAGE}\n\nSweep pending listings with the active heads; exit at once when there are none.")
         return 0
+    unknown = [argument for argument in argv if argument != "--quiet"]
+    if unknown:
+        sys.stderr.write(f"{USAGE}\ncoverpick tick: unknown argument(s): {' '.join(unknown)}\n")
+        return 2
     quiet = "--quiet" in argv
     started = time.monotonic()
-    pending = count_pending()
+    try:
+        pending = count_pending()
+    except TickError as exc:
+        sys.stderr.write(f"coverpick tick: {exc}\n")
+        return 1
+    if pending is None:
+        # Printed even with --quiet: until a model is active the timer sweeps nothing.
+        sys.stderr.write("coverpick tick: no active classifier, so nothing is swept. Run `coverpick train --activate`.\n")
+        return 0
     if pending == 0:
         if not quiet:
             print(f"No pending listings ({(time.monotonic() - started) * 1000:.0f} ms)")

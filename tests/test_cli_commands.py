@@ -94,3 +94,44 @@ def test_help_lists_tick(tmp_path):
     assert result.returncode == 0
     assert "    sweep\n" in result.stdout
     assert result.stdout.rstrip().endswith("tick")
+
+
+def test_help_tick_prints_tick_usage(tmp_path):
+    env = {**os.environ, "COVERPICK_HOME": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "coverpick.cli", "help", "tick"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: coverpick tick")
+
+
+def test_serve_refuses_unmigrated_database(tmp_path):
+    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings", "COVERPICK_DEBUG": "1"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "coverpick.cli", "serve", "--port", "1"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "unapplied migration(s)" in result.stderr
+    assert "Run `coverpick migrate`" in result.stderr
+    assert "Starting gunicorn" not in result.stdout
+
+
+REJECTED_HOST = """
+import django
+django.setup()
+from django.test import Client
+response = Client().get("/", HTTP_HOST="covers.invalid")
+print(response.status_code)
+"""
+
+
+def test_rejected_host_is_logged(tmp_path):
+    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
+    env.pop("DATABASE_URL", None)
+    env.pop("COVERPICK_DEBUG", None)
+    env.pop("COVERPICK_ALLOWED_HOSTS", None)
+    result = subprocess.run([sys.executable, "-c", REJECTED_HOST], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "400"
+    assert "Invalid HTTP_HOST header: 'covers.invalid'" in result.stderr

@@ -89,11 +89,30 @@ def test_idle_tick_imports_nothing_heavy(idle_home):
 
 
 def test_tick_without_database(tmp_path):
-    probe, output = run_probe(tmp_path)
-    assert probe["code"] == 0
-    assert output.startswith("No pending listings")
+    result = subprocess.run([sys.executable, "-c", PROBE], env=child_env(tmp_path), capture_output=True, text=True, timeout=60)
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    assert probe["code"] == 1
+    assert f"no database at {tmp_path / 'coverpick.sqlite3'}" in result.stderr
+    assert "COVERPICK_HOME" in result.stderr
     assert heavy_modules(probe["modules"]) == []
     assert not (tmp_path / "coverpick.sqlite3").exists()
+
+
+def test_tick_rejects_unknown_argument(idle_home):
+    script = Path(sys.executable).with_name("coverpick")
+    result = subprocess.run([str(script), "tick", "--bogus"], env=child_env(idle_home), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "unknown argument(s): --bogus" in result.stderr
+    assert result.stdout == ""
+
+
+def test_tick_without_active_heads_says_so(tmp_path):
+    home = make_home(tmp_path, swept=0, pending=2, active=False)
+    script = Path(sys.executable).with_name("coverpick")
+    result = subprocess.run([str(script), "tick", "--quiet"], env=child_env(home), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "no active classifier" in result.stderr
+    assert "coverpick train --activate" in result.stderr
 
 
 def test_idle_tick_console_script(idle_home):
@@ -139,15 +158,16 @@ def test_count_pending_without_active_heads(tmp_path, monkeypatch):
     home = make_home(tmp_path, swept=0, pending=2, active=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("COVERPICK_HOME", str(home))
-    assert count_pending() == 0
+    assert count_pending() is None
 
 
 def test_count_pending_empty_database(tmp_path, monkeypatch):
     import sqlite3
 
-    from coverpick.tick import count_pending
+    from coverpick.tick import TickError, count_pending
 
     sqlite3.connect(tmp_path / "coverpick.sqlite3").close()
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("COVERPICK_HOME", str(tmp_path))
-    assert count_pending() == 0
+    with pytest.raises(TickError, match="has no coverpick tables"):
+        count_pending()

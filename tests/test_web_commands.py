@@ -103,7 +103,7 @@ def test_require_secret_key_accepts_value():
     require_secret_key({"COVERPICK_SECRET_KEY": "x" * 50})
 
 
-def test_serve_without_secret_key_fails(monkeypatch, settings):
+def test_serve_without_secret_key_fails(db, monkeypatch, settings):
     settings.DEBUG = False
     monkeypatch.delenv("COVERPICK_SECRET_KEY", raising=False)
     monkeypatch.setattr(serve.os, "execv", pytest.fail)
@@ -111,7 +111,7 @@ def test_serve_without_secret_key_fails(monkeypatch, settings):
         call_command("serve")
 
 
-def test_serve_debug_skips_secret_key_check(monkeypatch, settings):
+def test_serve_debug_skips_secret_key_check(db, monkeypatch, settings):
     settings.DEBUG = True
     monkeypatch.delenv("COVERPICK_SECRET_KEY", raising=False)
     calls = []
@@ -120,7 +120,7 @@ def test_serve_debug_skips_secret_key_check(monkeypatch, settings):
     assert calls and calls[0][3] == "coverpick.wsgi:application"
 
 
-def test_serve_runs_gunicorn_with_options(monkeypatch, settings):
+def test_serve_runs_gunicorn_with_options(db, monkeypatch, settings):
     settings.DEBUG = False
     monkeypatch.setenv("COVERPICK_SECRET_KEY", "k" * 50)
     calls = []
@@ -133,7 +133,7 @@ def test_serve_runs_gunicorn_with_options(monkeypatch, settings):
     assert argv[argv.index("--workers") + 1] == "3"
 
 
-def test_serve_dev_uses_runserver(monkeypatch, settings):
+def test_serve_dev_uses_runserver(db, monkeypatch, settings):
     monkeypatch.delenv("COVERPICK_SECRET_KEY", raising=False)
     monkeypatch.delenv("COVERPICK_DEBUG", raising=False)
     calls = []

@@ -52,6 +52,16 @@ def gunicorn_argv(host: str, port: int, workers: int, gunicorn_version: tuple[in
     return argv
 
 
+def unapplied_migrations() -> list[str]:
+    """Return the migrations not yet applied to the default database, as "app.name" strings."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
+
+
 class Command(BaseCommand):
     help = (
         "Serve the web site with gunicorn (production) or with Django's development server (--dev). "
@@ -72,6 +82,12 @@ class Command(BaseCommand):
             raise CommandError(f"Invalid port {port}: use a number from 1 to 65535.")
         if workers < 1:
             raise CommandError(f"Invalid worker count {workers}: use at least 1.")
+        pending = unapplied_migrations()
+        if pending:
+            raise CommandError(
+                f"The database has {len(pending)} unapplied migration(s), starting with {pending[0]}. "
+                "Run `coverpick migrate` with the same COVERPICK_HOME or DATABASE_URL, then start the server again."
+            )
         if dev:
             # The development server is for local use: it runs in debug mode, which also
             # lets coverpick.wsgi start without COVERPICK_SECRET_KEY (the reloader's child
@@ -88,7 +104,7 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
         argv = gunicorn_argv(host, port, workers)
         logger.info("Starting gunicorn: bind=%s:%s workers=%s debug=%s", host, port, workers, settings.DEBUG)
-        self.stdout.write(f"Serving on http://{host}:{port}/ with {workers} gunicorn workers")
+        self.stdout.write(f"Starting gunicorn on http://{host}:{port}/ with {workers} workers")
         self.stdout.flush()
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coverpick.settings")
         # exec replaces this process, so signals from a supervisor reach gunicorn directly.
