@@ -22,11 +22,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args:
         args = ["help"]
+    from coverpick.conf import SettingError
+
     try:
         execute_from_command_line(["coverpick", *args])
         if args in (["help"], ["--help"], ["-h"]):
             # tick runs before Django loads, so Django's list of commands lacks it.
             print("\n[coverpick, without Django]\n    tick")
+    except SettingError as exc:
+        sys.stderr.write(f"coverpick: {exc}\n")
+        return 1
     except (OperationalError, ProgrammingError) as exc:
         if not _missing_table(exc):
             raise

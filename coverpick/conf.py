@@ -16,6 +16,12 @@ DEFAULT_BACKBONE = "efficientnet_lite0"
 # heads trained at one precision are rejected at the other.
 PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"
+# Backbone ids coverpick knows (coverpick.vision.backbones.BACKBONES holds their details).
+BACKBONE_IDS = ("efficientnet_lite0", "mobilenet_v3_small")
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value coverpick cannot use; the message names it and the fix."""
 
 
 def home() -> Path:
@@ -46,9 +52,9 @@ def _float_env(name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number; set it to a probability such as {default}.") from None
+        raise SettingError(f"{name}={raw!r} is not a number; set it to a probability such as {default}.") from None
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}={raw!r} is outside [0, 1]; set it to a probability such as {default}.")
+        raise SettingError(f"{name}={raw!r} is outside [0, 1]; set it to a probability such as {default}.")
     return value
 
 
@@ -63,14 +69,18 @@ def platform_threshold() -> float:
 
 
 def backbone_id() -> str:
-    return os.environ.get("COVERPICK_BACKBONE", DEFAULT_BACKBONE)
+    """Return the backbone id (COVERPICK_BACKBONE), efficientnet_lite0 by default."""
+    value = os.environ.get("COVERPICK_BACKBONE", "").strip() or DEFAULT_BACKBONE
+    if value not in BACKBONE_IDS:
+        raise SettingError(f"COVERPICK_BACKBONE={value!r} is not a known backbone; valid values are {', '.join(BACKBONE_IDS)}.")
+    return value
 
 
 def backbone_precision() -> str:
     """Return the backbone precision (COVERPICK_BACKBONE_PRECISION): fp32, the default, or int8."""
     value = os.environ.get("COVERPICK_BACKBONE_PRECISION", "").strip().lower() or DEFAULT_PRECISION
     if value not in PRECISIONS:
-        raise ValueError(
+        raise SettingError(
             f"COVERPICK_BACKBONE_PRECISION={value!r} is invalid; valid values are {', '.join(PRECISIONS)}."
         )
     return value

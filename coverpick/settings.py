@@ -62,7 +62,13 @@ SQLITE_BUSY_TIMEOUT_S = 30
 def _database() -> dict:
     url = os.environ.get("DATABASE_URL")
     if url:
-        return dj_database_url.parse(url, conn_max_age=60)
+        try:
+            return dj_database_url.parse(url, conn_max_age=60)
+        except ValueError as exc:
+            raise conf.SettingError(
+                f"DATABASE_URL={url!r} is invalid ({exc}). Use postgresql://user:password@host:port/name, "
+                "or unset it to use SQLite in COVERPICK_HOME."
+            ) from None
     path = conf.sqlite_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     return {

@@ -135,3 +135,33 @@ def test_rejected_host_is_logged(tmp_path):
     result = subprocess.run([sys.executable, "-c", REJECTED_HOST], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "400"
     assert "Invalid HTTP_HOST header: 'covers.invalid'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "variable, value, command, fragment",
+    [
+        ("COVERPICK_BACKBONE", "foo", "train", "COVERPICK_BACKBONE='foo' is not a known backbone; valid values are efficientnet_lite0"),
+        ("DATABASE_URL", "garbage", "shops", "DATABASE_URL='garbage' is invalid"),
+    ],
+)
+def test_bad_setting_gives_one_line(tmp_path, variable, value, command, fragment):
+    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings", variable: value}
+    result = subprocess.run(
+        [sys.executable, "-m", "coverpick.cli", command], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("coverpick: ")
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_known_backbones_match_specs():
+    from coverpick import conf
+    from coverpick.vision.backbones import BACKBONES
+
+    assert set(conf.BACKBONE_IDS) == set(BACKBONES)
+
+
+def test_demo_rejects_zero_games():
+    with pytest.raises(CommandError, match="--games must be at least 1, got 0"):
+        call_command("demo", games=0)

@@ -20,6 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--games", type=int, default=40, help="Games in the generated catalogue (default: 40)")
 
     def handle(self, catalogue, games, **options):
+        if games < 1:
+            raise CommandError(f"--games must be at least 1, got {games}.")
         call_command("migrate", verbosity=0)
         if catalogue is not None and not (catalogue / "feeds").is_dir():
             raise CommandError(f"{catalogue} has no feeds/ folder. Pass a catalogue folder, or omit --catalogue.")
