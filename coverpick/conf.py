@@ -16,12 +16,12 @@ DEFAULT_BACKBONE = "efficientnet_lite0"
 # heads trained at one precision are rejected at the other.
 PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"
-# Backbone ids coverpick knows (coverpick.vision.backbones.BACKBONES holds their details).
+# Valid backbone ids (coverpick.vision.backbones.BACKBONES contains their details).
 BACKBONE_IDS = ("efficientnet_lite0", "mobilenet_v3_small")
 
 
 class SettingError(ValueError):
-    """An environment variable holds a value coverpick cannot use; the message names it and the fix."""
+    """An environment variable set to a value coverpick cannot use; the message names it and the fix."""
 
 
 def home() -> Path:
