@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from coverpick.catalogue.models import ClassifierVersion, Game, Listing, Verdict
 from coverpick.ranking import annotate_ranking
@@ -51,6 +53,31 @@ def primary_records() -> Iterator[dict]:
             "product_id": listing.product_id if listing else None,
             "tier": game.primary_tier,
         }
+
+
+def check_output_path(path: Path) -> None:
+    """Raise ValueError, naming the path and the fix, when a JSONL file cannot be written at ``path``."""
+    if path.is_dir():
+        raise ValueError(f"Output path {path} is a folder; give a file name, such as {path / 'export.jsonl'}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"Cannot create the folder for {path} ({exc.strerror}); choose another --out.") from exc
+    if not os.access(path.parent, os.W_OK):
+        raise ValueError(f"The folder {path.parent} is not writable; choose another --out.")
+
+
+def write_jsonl_file(records, path: Path) -> int:
+    """Write ``records`` as JSONL to ``path`` through a temporary file, so a failure leaves any earlier file whole."""
+    check_output_path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            count = write_jsonl(records, handle)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
 
 
 def write_jsonl(records, handle) -> int:

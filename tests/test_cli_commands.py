@@ -165,3 +165,68 @@ def test_known_backbones_match_specs():
 def test_demo_rejects_zero_games():
     with pytest.raises(CommandError, match="--games must be at least 1, got 0"):
         call_command("demo", games=0)
+
+
+@pytest.mark.django_db
+def test_export_into_folder_is_rejected(tmp_path):
+    with pytest.raises(CommandError, match="is a folder; give a file name"):
+        call_command("export", "primaries", "--out", str(tmp_path), stderr=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_export_keeps_earlier_file_on_failure(two_shop_game, tmp_path, monkeypatch):
+    from coverpick import exports
+
+    target = tmp_path / "primaries.jsonl"
+    target.write_text("earlier export\n")
+
+    def failing_records():
+        yield {"game": "first"}
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("coverpick.catalogue.management.commands.export.primary_records", failing_records)
+    with pytest.raises(RuntimeError):
+        call_command("export", "primaries", "--out", str(target), stderr=io.StringIO())
+    assert target.read_text() == "earlier export\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["primaries.jsonl"]
+    assert exports.write_jsonl_file([{"a": 1}], target) == 1
+    assert target.read_text() == '{"a": 1}\n'
+
+
+def test_export_to_closed_pipe_stops_quietly(tmp_path):
+    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, "-m", "coverpick.cli", "migrate", "-v0"], env=env, cwd=REPO, check=True, timeout=120)
+    seed = (
+        "import django; django.setup()\n"
+        "from tests.factories import make_game, make_listing\n"
+        "for _ in range(3000):\n"
+        "    game, (edition,) = make_game()\n"
+        "    make_listing(edition)\n"
+    )
+    subprocess.run([sys.executable, "-c", seed], env=env, cwd=REPO, check=True, timeout=300)
+    export = subprocess.Popen(
+        [sys.executable, "-m", "coverpick.cli", "export", "primaries"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    export.stdout.readline()
+    export.stdout.close()
+    stderr = export.stderr.read().decode()
+    assert export.wait(timeout=120) == 0
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [(["--folds", "1"], "--folds must be at least 2, got 1"), (["--top", "-3"], "--top must be 0 or more, got -3")],
+)
+def test_audit_labels_rejects_bad_options(arguments, fragment):
+    with pytest.raises(CommandError, match=fragment):
+        call_command("audit-labels", *arguments, stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_audit_labels_checks_output_before_work(tmp_path):
+    with pytest.raises(CommandError, match="is a folder"):
+        call_command("audit-labels", "--out", str(tmp_path), stdout=io.StringIO())

@@ -1,6 +1,5 @@
 """coverpick audit-labels: rank human labels by how likely they are to be wrong."""
 
-import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -20,21 +19,28 @@ class Command(BaseCommand):
 
     def handle(self, out, folds, seed, top, **options):
         from coverpick import conf
+        from coverpick.exports import check_output_path, write_jsonl_file
         from coverpick.model.audit import audit_labels
         from coverpick.model.calibration import out_of_fold
         from coverpick.model.train import TrainingError, build_training_data
 
+        if folds < 2:
+            raise CommandError(f"--folds must be at least 2, got {folds}.")
+        if top < 0:
+            raise CommandError(f"--top must be 0 or more, got {top}.")
         out = out or conf.home() / "audit" / "suspects.jsonl"
+        # Check the output path before the cross-validation, which takes minutes.
+        try:
+            check_output_path(out)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         try:
             data = build_training_data(conf.backbone_id())
         except TrainingError as exc:
             raise CommandError(str(exc)) from exc
         oof = out_of_fold(data, folds=folds, seed=seed, progress=self.stdout.write)
         suspects = audit_labels(data, oof.quality)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", encoding="utf-8") as handle:
-            for suspect in suspects:
-                handle.write(json.dumps(suspect.record(), ensure_ascii=False) + "\n")
+        write_jsonl_file((suspect.record() for suspect in suspects), out)
         contradicting = sum(1 for s in suspects if s.contradicts_classifier)
         self.stdout.write(f"Audited {len(suspects)} labelled covers; wrote {out}")
         self.stdout.write(f"Manual labels contradicting a confident classifier verdict: {contradicting}")

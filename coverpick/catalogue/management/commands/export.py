@@ -1,10 +1,14 @@
 """coverpick export verdicts|primaries [--out FILE]."""
 
+import os
+import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from coverpick.exports import primary_records, verdict_records, write_jsonl
+from coverpick.exports import check_output_path, primary_records, verdict_records, write_jsonl, write_jsonl_file
+
+NOUNS = {"verdicts": "verdict", "primaries": "primary cover"}
 
 
 class Command(BaseCommand):
@@ -15,11 +19,23 @@ class Command(BaseCommand):
         parser.add_argument("--out", default="-", help="Output file (default: standard output)")
 
     def handle(self, what, out, **options):
+        if out != "-":
+            try:
+                check_output_path(Path(out))
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
         records = verdict_records() if what == "verdicts" else primary_records()
         if out == "-":
-            count = write_jsonl(records, self.stdout)
+            try:
+                count = write_jsonl(records, self.stdout)
+                self.stdout.flush()
+            except BrokenPipeError:
+                # The reader stopped early (as `| head` does): stop quietly, and point
+                # stdout at /dev/null so the interpreter's final flush does not fail too.
+                records.close()
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return
         else:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            with open(out, "w", encoding="utf-8") as handle:
-                count = write_jsonl(records, handle)
-        self.stderr.write(f"Wrote {count} {what} records to {'standard output' if out == '-' else out}")
+            count = write_jsonl_file(records, Path(out))
+        where = "standard output" if out == "-" else out
+        self.stderr.write(f"Wrote {count} {NOUNS[what]} records to {where}")
