@@ -58,7 +58,10 @@ def _empty_page_cache():
 @pytest.fixture(scope="session")
 def sample_catalogue() -> Path:
     if not (SAMPLE_CATALOGUE / "feeds").is_dir():
-        pytest.fail(f"Sample catalogue not found at {SAMPLE_CATALOGUE}; set COVERPICK_SAMPLE_CATALOGUE")
+        pytest.fail(
+            f"Sample catalogue not found at {SAMPLE_CATALOGUE}. Set COVERPICK_SHARED to the folder that holds "
+            "catalogue/ and hostile-images/, or COVERPICK_SAMPLE_CATALOGUE to the catalogue folder itself."
+        )
     return SAMPLE_CATALOGUE
 
 

@@ -13,7 +13,6 @@ from coverpick.model.inputs import (
 )
 from coverpick.vision.profile import MEASURES, PROFILE_DIM, strip_profile
 from coverpick.vision.stats import STAT_NAMES, image_statistics
-from tests.conftest import SAMPLE_CATALOGUE
 
 FULL_DIM = 8
 # The profile summary contains the edge rows' means (top measures, then bottom),
@@ -39,12 +38,18 @@ def image_features(images: list[Image.Image], full: np.ndarray, bands: np.ndarra
     return np.concatenate([full, bands, profiles], axis=1).astype(np.float32)
 
 
-def sample_covers(count: int) -> list[Image.Image]:
-    paths = sorted((SAMPLE_CATALOGUE / "images" / "pixelcrate").glob("*.jpg"))[:count]
-    return [Image.open(path).convert("RGB") for path in paths]
+@pytest.fixture
+def sample_covers(sample_catalogue):
+    """Return a function that opens the first ``count`` covers of one shop in the sample catalogue."""
+
+    def first(count: int) -> list[Image.Image]:
+        paths = sorted((sample_catalogue / "images" / "pixelcrate").glob("*.jpg"))[:count]
+        return [Image.open(path).convert("RGB") for path in paths]
+
+    return first
 
 
-def test_contrast_notice_band_signed_by_carrier():
+def test_contrast_notice_band_signed_by_carrier(sample_covers):
     clean, other_game = sample_covers(2)
     noticed = with_notice_band(clean)
     rng = np.random.default_rng(0)
@@ -68,7 +73,7 @@ def test_contrast_notice_band_signed_by_carrier():
     assert np.all(result[2, N_SIMILARITIES:] == 0.0)
 
 
-def test_contrast_nearest_sibling_resolution():
+def test_contrast_nearest_sibling_resolution(sample_covers):
     cover, unrelated_cover = sample_covers(2)
     small = cover.resize((cover.width // 4, cover.height // 4))
     rng = np.random.default_rng(1)
@@ -92,7 +97,7 @@ def test_contrast_nearest_sibling_resolution():
     assert features.shape[1] == 2 * FULL_DIM + PROFILE_DIM
 
 
-def test_contrast_fades_for_dissimilar_sibling():
+def test_contrast_fades_for_dissimilar_sibling(sample_covers):
     cover, other_cover = sample_covers(2)
     small = other_cover.resize((other_cover.width // 4, other_cover.height // 4))
     rng = np.random.default_rng(2)
