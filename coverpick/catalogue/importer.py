@@ -53,6 +53,9 @@ class ImportSummary:
     images_stored: int = 0
     image_errors: int = 0
     image_problems: list[ImageProblem] = field(default_factory=list)
+    # Listings whose image could not be read or fetched on this import, so
+    # they kept the cover stored by an earlier one.
+    covers_kept: list[ImageProblem] = field(default_factory=list)
     labels_imported: int = 0
     label_lines_refused: int = 0
     problems: list[str] = field(default_factory=list)
@@ -69,13 +72,27 @@ class ImportSummary:
             f"Listings created: {self.listings_created}, updated: {self.listings_updated}",
             f"Cover images newly stored: {self.images_stored}, listings without a usable image: {self.image_errors}",
         ]
-        for problem in self.image_problems[:IMAGE_PROBLEMS_SHOWN]:
-            lines.append(f"  shop {problem.shop}, product id {problem.product_id!r}: {problem.reason}")
-        hidden = len(self.image_problems) - IMAGE_PROBLEMS_SHOWN
-        if hidden > 0:
-            lines.append(f"  and {hidden} more")
+        lines.extend(_problem_lines(self.image_problems))
+        if self.covers_kept:
+            kept_count = len(self.covers_kept)
+            lines.append(
+                f"Kept the stored cover for {kept_count} listing{'s' if kept_count != 1 else ''} whose image could not "
+                "be read this time. The next import replaces it once the image can be read."
+            )
+            lines.extend(_problem_lines(self.covers_kept))
         lines.append(f"Label rows imported: {self.labels_imported}, refused: {self.label_lines_refused}")
         return lines
+
+
+def _problem_lines(problems: list[ImageProblem]) -> list[str]:
+    """Return one indented line per problem, at most IMAGE_PROBLEMS_SHOWN, then an "and N more" line."""
+    lines = []
+    for problem in problems[:IMAGE_PROBLEMS_SHOWN]:
+        lines.append(f"  shop {problem.shop}, product id {problem.product_id!r}: {problem.reason}")
+    hidden = len(problems) - IMAGE_PROBLEMS_SHOWN
+    if hidden > 0:
+        lines.append(f"  and {hidden} more")
+    return lines
 
 
 Reporter = Callable[[str], None]
@@ -245,6 +262,13 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     edition, _ = Edition.objects.get_or_create(game=game, platform=platform_code, defaults={"family": family})
     previous = Listing.objects.filter(shop=shop, product_id=row.product_id).select_related("cover").first()
     cover, cover_error, validators = _store_cover(row, catalogue_dir, summary, previous)
+    # An image that cannot be read or fetched now (a server down, a folder not
+    # mounted) must not erase the cover an earlier import stored. A row that
+    # has no image reference at all still clears it.
+    if cover_error is not None and row.image_ref and previous is not None and previous.cover is not None:
+        cover, validators = _keep_stored_cover(previous, row)
+        summary.covers_kept.append(ImageProblem(shop.code, row.product_id, cover_error))
+        cover_error = None
     values = {
         "edition": edition,
         "title": row.title,
@@ -273,6 +297,19 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         summary.image_problems.append(ImageProblem(shop.code, row.product_id, image_problem))
 
 
+def _keep_stored_cover(previous: Listing, row: FeedRow):
+    """Return (the listing's stored cover, the HTTP validators to keep with it).
+
+    The caller leaves ``cover_error`` null, because the sweep, the game page and
+    the verdict export read it as the reason a listing has no usable cover. The validators are kept only
+    while the image reference is unchanged. A changed URL is then fetched in
+    full on the next import, because the old image's ETag could get a 304 reply.
+    """
+    if previous.image_ref == row.image_ref:
+        return previous.cover, (previous.image_etag, previous.image_last_modified)
+    return previous.cover, ("", "")
+
+
 def _decode_problem(cover, row: FeedRow) -> str | None:
     if cover is None or not cover.decode_error:
         return None
@@ -287,7 +324,9 @@ def _store_cover(row: FeedRow, catalogue_dir: Path, summary: ImportSummary, prev
     """Store the row's image; return (cover, error, (etag, last_modified)).
 
     An http(s) image that the listing already had is fetched conditionally,
-    and a 304 keeps the stored cover without downloading it again.
+    and a 304 keeps the stored cover without downloading it again. The error
+    is set, and the cover None, when the row has no image reference or the
+    image could not be read or fetched.
     """
     no_validators = ("", "")
     if not row.image_ref:

@@ -1,0 +1,197 @@
+"""Re-importing a copy of the sample catalogue keeps the covers it stored earlier.
+
+The tests that import the whole sample catalogue are marked slow, as elsewhere in the suite.
+"""
+
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from coverpick.catalogue.importer import import_catalogue
+from coverpick.catalogue.models import CoverImage, Game, Listing
+from coverpick.ranking import compute_primaries
+from tests.conftest import SAMPLE_CATALOGUE
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "id;name;system;price;currency;image\n"
+
+
+@pytest.fixture(autouse=True)
+def _no_configured_preference(monkeypatch):
+    monkeypatch.delenv("COVERPICK_SHOP_PREFERENCE", raising=False)
+
+
+@pytest.fixture
+def catalogue(tmp_path):
+    """A copy of the sample catalogue that a test may change."""
+    if not (SAMPLE_CATALOGUE / "feeds").is_dir():
+        pytest.fail(f"Sample catalogue not found at {SAMPLE_CATALOGUE}; set COVERPICK_SAMPLE_CATALOGUE")
+    return shutil.copytree(SAMPLE_CATALOGUE, tmp_path / "catalogue")
+
+
+def run_import(folder, **options):
+    warnings: list[str] = []
+    return import_catalogue(folder, warn=warnings.append, **options)
+
+
+def stored_covers() -> dict[int, int | None]:
+    return dict(Listing.objects.values_list("pk", "cover_id"))
+
+
+# Covers -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_unreadable_images_keep_stored_covers(catalogue):
+    run_import(catalogue, with_labels=False)
+    before = stored_covers()
+    compute_primaries()
+    primaries = dict(Game.objects.values_list("pk", "primary_listing_id"))
+    assert None not in before.values()
+    (catalogue / "images").rename(catalogue / "images.away")
+
+    summary = run_import(catalogue, with_labels=False)
+
+    assert stored_covers() == before
+    assert not Listing.objects.filter(cover_error__isnull=False).exists()
+    compute_primaries()
+    assert dict(Game.objects.values_list("pk", "primary_listing_id")) == primaries
+    assert summary.image_errors == 0
+    assert len(summary.covers_kept) == len(before)
+    assert "not found" in summary.covers_kept[0].reason
+    assert f"Kept the stored cover for {len(before)} listings whose image could not be read" in "\n".join(summary.lines())
+
+
+@pytest.mark.slow
+def test_kept_cover_replaced_once_image_readable(catalogue):
+    feed = catalogue / "feeds" / "pixelcrate.csv"
+    lines = feed.read_text(encoding="utf-8").splitlines(keepends=True)
+    first, second = lines[1].split(","), lines[2].split(",")
+    run_import(catalogue, with_labels=False)
+    listing = Listing.objects.get(shop__code="pixelcrate", product_id=first[0])
+    old_cover = listing.cover_id
+    new_cover = Listing.objects.get(shop__code="pixelcrate", product_id=second[0]).cover_id
+    assert old_cover != new_cover
+    # The feed now points the first listing at the second one's image, but the images are not there.
+    first[7] = second[7]
+    lines[1] = ",".join(first)
+    feed.write_text("".join(lines), encoding="utf-8")
+    (catalogue / "images").rename(catalogue / "images.away")
+
+    run_import(catalogue, with_labels=False)
+    listing.refresh_from_db()
+    assert listing.cover_id == old_cover
+    assert listing.image_ref == second[7]
+    assert listing.cover_error is None
+
+    (catalogue / "images.away").rename(catalogue / "images")
+    summary = run_import(catalogue, with_labels=False)
+    listing.refresh_from_db()
+    assert listing.cover_id == new_cover
+    assert summary.covers_kept == []
+
+
+def test_never_stored_cover_still_gets_error(catalogue):
+    (catalogue / "images").rename(catalogue / "images.away")
+
+    summary = run_import(catalogue, with_labels=False)
+
+    assert not Listing.objects.filter(cover__isnull=False).exists()
+    assert not Listing.objects.filter(cover_error__isnull=True).exists()
+    assert summary.image_errors == Listing.objects.count()
+    assert summary.covers_kept == []
+
+
+class SampleImageServer:
+    """An http server on 127.0.0.1 that serves sample catalogue images with an ETag."""
+
+    def __init__(self, images, port: int = 0):
+        self.seen: list[dict] = []
+        seen = self.seen
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append({"path": self.path, "if_none_match": self.headers.get("If-None-Match")})
+                body = images.get(self.path)
+                if body is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                etag = f'"{self.path}"'
+                if self.headers.get("If-None-Match") is not None:
+                    # Every conditional request gets 304, so an old ETag sent for a new URL keeps the old cover.
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", etag)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sample_images():
+    return {
+        "/one.jpg": (SAMPLE_CATALOGUE / "images" / "pixelcrate" / "0121.jpg").read_bytes(),
+        "/two.jpg": (SAMPLE_CATALOGUE / "images" / "pixelcrate" / "0090.jpg").read_bytes(),
+    }
+
+
+def write_url_feed(folder, base: str, path: str):
+    feeds = folder / "feeds"
+    feeds.mkdir(parents=True, exist_ok=True)
+    (feeds / "urlshop.csv").write_text(HEADER + f"1;Url Test Game;PS4;19,99;EUR;{base}{path}\n", encoding="utf-8")
+
+
+def test_image_server_down_keeps_cover(tmp_path, sample_images, monkeypatch):
+    monkeypatch.setenv("COVERPICK_FETCH_ALLOWED_HOSTS", "127.0.0.1")
+    server = SampleImageServer(sample_images)
+    base = f"http://127.0.0.1:{server.port}"
+    write_url_feed(tmp_path, base, "/one.jpg")
+    run_import(tmp_path)
+    listing = Listing.objects.get(product_id="1")
+    first_cover = listing.cover_id
+    assert first_cover is not None
+    server.stop()
+
+    summary = run_import(tmp_path)
+    listing.refresh_from_db()
+    assert listing.cover_id == first_cover
+    assert listing.cover_error is None
+    assert listing.image_etag == '"/one.jpg"'
+    assert len(summary.covers_kept) == 1
+    assert summary.image_errors == 0
+
+    # The URL changes while the server is down. When the server is back, the
+    # next import must fetch the new URL in full instead of sending the old ETag.
+    write_url_feed(tmp_path, base, "/two.jpg")
+    run_import(tmp_path)
+    listing.refresh_from_db()
+    assert listing.cover_id == first_cover
+    assert listing.image_etag == ""
+    server = SampleImageServer(sample_images, port=server.port)
+    try:
+        summary = run_import(tmp_path)
+    finally:
+        server.stop()
+    listing.refresh_from_db()
+    assert server.seen[-1] == {"path": "/two.jpg", "if_none_match": None}
+    assert listing.cover_id != first_cover
+    assert listing.cover_id == CoverImage.objects.get(size_bytes=len(sample_images["/two.jpg"])).pk
+    assert summary.covers_kept == []
