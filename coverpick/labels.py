@@ -29,6 +29,8 @@ LABEL_CLASSES: tuple[str, ...] = (
 # The verdict written when a head's confidence is below its floor, and the
 # value of a pin's demotion markers. It is not a class a head can predict.
 UNKNOWN = "unknown"
+# The sweep summary's and --rescan-verdicts' name for a listing whose image could not be used.
+ERROR_VERDICT = "error"
 
 # Platform families the platform head predicts. Listings on other systems are
 # stored with family "other", which no head predicts.

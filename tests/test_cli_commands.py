@@ -230,3 +230,26 @@ def test_audit_labels_rejects_bad_options(arguments, fragment):
 def test_audit_labels_checks_output_before_work(tmp_path):
     with pytest.raises(CommandError, match="is a folder"):
         call_command("audit-labels", "--out", str(tmp_path), stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_rescan_error_picks_unusable_listings():
+    from coverpick.catalogue.models import Verdict
+    from coverpick.model.sweep import select_listings
+
+    game, (edition,) = make_game()
+    version = heads_version()
+    broken = make_listing(edition, "shop-a")
+    Verdict.objects.create(listing=broken, source=Verdict.SOURCE_CLASSIFIER, classifier_version=version, error="image is truncated")
+    judged = make_listing(edition, "shop-a")
+    predict(judged, version, "clean", clean_probability=0.9)
+
+    assert list(select_listings(version, rescan_verdicts=["error"])) == [broken]
+    assert set(select_listings(version, rescan_verdicts=["error", "clean"])) == {broken, judged}
+    assert list(select_listings(version, rescan_verdicts=["clean"])) == [judged]
+
+
+@pytest.mark.django_db
+def test_rescan_verdicts_empty_is_rejected():
+    with pytest.raises(CommandError, match="--rescan-verdicts is empty"):
+        call_command("sweep", "--rescan-verdicts", " ", stdout=io.StringIO())

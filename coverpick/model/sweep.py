@@ -15,10 +15,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from coverpick import conf
 from coverpick.catalogue.models import CoverImage, Listing, Verdict
+from coverpick.labels import ERROR_VERDICT
 from coverpick.model.dataset import listing_context, usable_listings
 from coverpick.model.featurize import featurize, load_image_features, load_phase1, load_stats
 from coverpick.model.heads import decide
@@ -63,7 +64,10 @@ def select_listings(version, *, rescan_all: bool = False, rescan_verdicts: list[
     if rescan_all:
         return listings
     if rescan_verdicts:
-        return listings.filter(verdicts__classifier_version=version, verdicts__quality__in=rescan_verdicts).distinct()
+        picked = Q(verdicts__quality__in=[v for v in rescan_verdicts if v != ERROR_VERDICT])
+        if ERROR_VERDICT in rescan_verdicts:
+            picked |= Q(verdicts__error__isnull=False)
+        return listings.filter(picked, verdicts__classifier_version=version).distinct()
     has_row = Verdict.objects.filter(listing=OuterRef("pk"), classifier_version=version)
     return listings.exclude(Exists(has_row))
 
@@ -151,7 +155,7 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
             reason = listing.cover_error or (listing.cover.decode_error if listing.cover else None) or "no usable image"
             rows.append(Verdict(listing=listing, source=Verdict.SOURCE_CLASSIFIER, classifier_version=version, error=reason))
             summary.errors += 1
-            summary.verdicts["error"] += 1
+            summary.verdicts[ERROR_VERDICT] += 1
         elif listing.cover.phase1:
             result = listing.cover.phase1
             rows.append(

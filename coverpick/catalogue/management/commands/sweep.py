@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from coverpick.labels import LABEL_CLASSES, UNKNOWN
+from coverpick.labels import ERROR_VERDICT, LABEL_CLASSES, UNKNOWN
 
 
 class Command(BaseCommand):
@@ -18,8 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--apply", action="store_true", help="Store the verdicts (default: dry run)")
         parser.add_argument("--rescan-all", action="store_true", help="Predict every listing again")
         parser.add_argument(
-            "--rescan-verdicts", default="",
-            help="Comma-separated verdicts whose listings are predicted again, e.g. 3d_render,unknown",
+            "--rescan-verdicts", default=None,
+            help="Comma-separated verdicts whose listings are predicted again, e.g. 3d_render,unknown; "
+            "'error' picks the listings whose image could not be used",
         )
         parser.add_argument("--quiet", action="store_true", help="Hide the progress bar")
 
@@ -28,13 +29,13 @@ class Command(BaseCommand):
         from coverpick.model.sweep import sweep
         from coverpick.model.versions import NoActiveModel
 
-        verdicts = [v.strip() for v in rescan_verdicts.split(",") if v.strip()]
-        invalid = [v for v in verdicts if v not in (*LABEL_CLASSES, UNKNOWN)]
+        verdicts = [v.strip() for v in (rescan_verdicts or "").split(",") if v.strip()]
+        if rescan_verdicts is not None and not verdicts:
+            raise CommandError("--rescan-verdicts is empty; give verdicts such as 3d_render,unknown, or leave the option out.")
+        valid = (*LABEL_CLASSES, UNKNOWN, ERROR_VERDICT)
+        invalid = [v for v in verdicts if v not in valid]
         if invalid:
-            raise CommandError(
-                f"Unknown verdict(s) in --rescan-verdicts: {', '.join(invalid)}. "
-                f"Valid verdicts are: {', '.join((*LABEL_CLASSES, UNKNOWN))}."
-            )
+            raise CommandError(f"Unknown verdict(s) in --rescan-verdicts: {', '.join(invalid)}. Valid verdicts are: {', '.join(valid)}.")
         try:
             summary = sweep(rescan_all=rescan_all, rescan_verdicts=verdicts or None, apply=apply, progress=not quiet)
         except (NoActiveModel, CheckpointMismatch, FileNotFoundError) as exc:
