@@ -253,3 +253,10 @@ def test_rescan_error_picks_unusable_listings():
 def test_rescan_verdicts_empty_is_rejected():
     with pytest.raises(CommandError, match="--rescan-verdicts is empty"):
         call_command("sweep", "--rescan-verdicts", " ", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_evaluate_checks_json_folder_first(sample_catalogue, tmp_path):
+    target = tmp_path / "missing" / "result.json"
+    with pytest.raises(CommandError, match="does not exist; create it"):
+        call_command("evaluate", "--truth", str(sample_catalogue / "truth.jsonl"), "--json", str(target), stdout=io.StringIO())

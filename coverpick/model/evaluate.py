@@ -37,7 +37,10 @@ def game_folds(game_ids: list, folds: int, seed: int) -> dict:
     return {game: i % folds for i, game in enumerate(games)}
 
 
-def cross_validate(truth_path: Path, *, folds: int = 5, seed: int = 0, backbone_id: str | None = None, progress: bool = False) -> dict:
+def cross_validate(
+    truth_path: Path, *, folds: int = 5, seed: int = 0, backbone_id: str | None = None, progress: bool = False, report=None
+) -> dict:
+    """Cross-validate the heads by game against reference labels; ``report``, if given, gets a line after each fold."""
     backbone_id = backbone_id or conf.backbone_id()
     truth = load_truth(truth_path)
     data = build_training_data(backbone_id, progress)
@@ -58,6 +61,8 @@ def cross_validate(truth_path: Path, *, folds: int = 5, seed: int = 0, backbone_
         quality_probs[held], platform_probs[held] = heads.predict(
             arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, held
         )
+        if report is not None:
+            report(f"fold {fold + 1}/{folds} done")
 
     predictions = decide(quality_probs, platform_probs, conf.clean_threshold(), conf.platform_threshold())
     records = []

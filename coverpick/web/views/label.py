@@ -184,7 +184,9 @@ def label_grid(request):
         listings = Listing.objects.select_related("edition").filter(pk__in=confirmed)
         written = labelling.confirm_clean(request.session, list(listings), request.user)
         left = len(shown_ids) - len(confirmed)
-        messages.success(request, f"Confirmed {len(written)} covers as clean; left {left} unticked covers unlabelled.")
+        confirmed = f"{len(written)} cover{'s' if len(written) != 1 else ''}"
+        unticked = f"{left} unticked cover{'s' if left != 1 else ''}"
+        messages.success(request, f"Confirmed {confirmed} as clean; left {unticked} unlabelled.")
         return redirect("web:label_grid")
 
     skipped = labelling.skipped_ids(request.session)

@@ -23,8 +23,10 @@ class Command(BaseCommand):
             raise CommandError(f"Reference file {truth} not found.")
         if folds < 2:
             raise CommandError(f"--folds must be at least 2, got {folds}.")
+        if json is not None and not json.parent.is_dir():
+            raise CommandError(f"The folder of --json {json} does not exist; create it or choose another path.")
         try:
-            result = cross_validate(truth, folds=folds, seed=seed, progress=True)
+            result = cross_validate(truth, folds=folds, seed=seed, progress=True, report=self.stdout.write)
         except TrainingError as exc:
             raise CommandError(str(exc)) from exc
         for line in format_report(result):
