@@ -105,3 +105,40 @@ def test_calibrate_reports_missing_checkpoint_folder():
     version.save(update_fields=["checkpoint"])
     with pytest.raises(CommandError, match="No meta.json in checkpoint folder"):
         call_command("calibrate")
+
+
+def test_calibrate_reports_clean_recall_and_warns_when_low():
+    from types import SimpleNamespace
+
+    from coverpick.model.calibration import OutOfFold, calibrate, format_calibration
+
+    rng = np.random.default_rng(8)
+    clean = LABEL_CLASSES.index("clean")
+    rows = 400
+    truly_clean = rng.random(rows) < 0.5
+    logits = rng.normal(size=(rows, len(LABEL_CLASSES)))
+    # Clean covers lean clean; a third of the defects look just as clean, so a
+    # high precision needs a threshold that leaves most clean covers out.
+    logits[truly_clean, clean] += 3.0
+    lookalike = ~truly_clean & (rng.random(rows) < 0.33)
+    logits[lookalike, clean] += 3.0
+    quality = softmax(logits)
+    platform = softmax(rng.normal(size=(rows, 4)) * 3)
+    label_sets = [["clean"] if is_clean else ["margins"] for is_clean in truly_clean]
+    targets = np.array([[1.0 if name in labels else 0.0 for name in LABEL_CLASSES] for labels in label_sets])
+    data = SimpleNamespace(targets=targets, label_sets=label_sets, platform_targets=platform.argmax(axis=1))
+    oof = OutOfFold(quality=quality, platform=platform, folds=5)
+
+    strict = calibrate(data, oof, clean_precision=0.99)
+    lenient = calibrate(data, oof, clean_precision=0.6)
+    said_clean = quality.argmax(axis=1) == clean
+    expected = (said_clean & truly_clean & (apply_temperature(quality, strict.quality_temperature)[:, clean] >= strict.clean_threshold)).sum()
+    assert strict.clean_recall == pytest.approx(expected / truly_clean.sum(), abs=1e-4)
+    assert strict.clean_recall < lenient.clean_recall
+    strict_lines = format_calibration(strict, 0.99, 0.95)
+    lenient_lines = format_calibration(lenient, 0.6, 0.95)
+    assert strict.clean_recall < 0.5
+    assert any(line.startswith("Warning:") for line in strict_lines)
+    assert lenient.clean_recall >= 0.5
+    assert not any(line.startswith("Warning:") for line in lenient_lines)
+    assert f"keeps {lenient.clean_recall:.0%} of truly clean covers" in "\n".join(lenient_lines)

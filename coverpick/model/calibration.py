@@ -112,6 +112,11 @@ def threshold_for_precision(scores: np.ndarray, positive: np.ndarray, target: fl
     return float(max(floor, scores[order][reaching.max()]))
 
 
+# Below this share of truly clean covers kept as clean, calibrate warns that
+# the threshold turns most clean verdicts into unknown.
+LOW_CLEAN_RECALL = 0.5
+
+
 @dataclass
 class Calibration:
     quality_temperature: float
@@ -124,6 +129,10 @@ class Calibration:
     platform_loss_after: float
     quality_table: list[dict]
     platform_table: list[dict]
+    # Share of truly clean covers still called clean at the clean threshold,
+    # and share of covers the platform head still answers for at its threshold.
+    clean_recall: float = 0.0
+    platform_coverage: float = 0.0
 
 
 def calibrate(data, oof: OutOfFold, clean_precision: float = 0.95, platform_accuracy: float = 0.95) -> Calibration:
@@ -144,6 +153,9 @@ def calibrate(data, oof: OutOfFold, clean_precision: float = 0.95, platform_accu
     platform_correct = platform.argmax(axis=1) == data.platform_targets[known]
     platform_threshold = threshold_for_precision(platform.max(axis=1), platform_correct, platform_accuracy, 0.0)
 
+    kept_clean = said_clean & truly_clean & (quality[:, clean] >= clean_threshold)
+    clean_recall = float(kept_clean.sum() / max(1, truly_clean.sum()))
+    platform_coverage = float((platform.max(axis=1) >= platform_threshold).mean()) if len(platform) else 0.0
     quality_correct = np.array([LABEL_CLASSES[i] in labels for i, labels in zip(quality.argmax(axis=1), data.label_sets)])
     return Calibration(
         quality_temperature=quality_t,
@@ -156,6 +168,8 @@ def calibrate(data, oof: OutOfFold, clean_precision: float = 0.95, platform_accu
         platform_loss_after=log_loss(platform, platform_targets),
         quality_table=reliability_table(quality, quality_correct),
         platform_table=reliability_table(platform, platform_correct),
+        clean_recall=round(clean_recall, 4),
+        platform_coverage=round(platform_coverage, 4),
     )
 
 
@@ -173,6 +187,17 @@ def format_calibration(result: Calibration, clean_precision: float, platform_acc
     for row in result.platform_table:
         lines.append(f"  {row['bin']:<10} {row['rows']:>5} {row['confidence']:>9.3f} {row['accuracy']:>8.3f}")
     lines.append("")
-    lines.append(f"Clean threshold for clean precision {clean_precision:.2f}: {result.clean_threshold:.3f}")
-    lines.append(f"Platform threshold for platform accuracy {platform_accuracy:.2f}: {result.platform_threshold:.3f}")
+    lines.append(
+        f"Clean threshold for clean precision {clean_precision:.2f}: {result.clean_threshold:.3f} "
+        f"(keeps {result.clean_recall:.0%} of truly clean covers as clean; the rest become unknown)"
+    )
+    lines.append(
+        f"Platform threshold for platform accuracy {platform_accuracy:.2f}: {result.platform_threshold:.3f} "
+        f"(the head answers for {result.platform_coverage:.0%} of covers)"
+    )
+    if result.clean_recall < LOW_CLEAN_RECALL:
+        lines.append(
+            f"Warning: at this clean threshold most clean covers would become unknown. "
+            f"Ask for a lower --clean-precision than {clean_precision:.2f} to keep more clean verdicts."
+        )
     return lines
