@@ -98,7 +98,10 @@ def load_reference(image_ref: str, base_dir: Path) -> bytes:
     base = base_dir.resolve()
     path = (base / image_ref).resolve()
     if not path.is_relative_to(base):
-        raise CoverSourceError(f"image path {image_ref!r} points outside the catalogue folder {base}")
+        raise CoverSourceError(
+            f"image path {image_ref!r} resolves to {path}, outside the catalogue folder {base} "
+            "through .. or a symbolic link; keep the images inside the catalogue folder"
+        )
     if not path.is_file():
         raise CoverSourceError(f"image file {image_ref!r} not found under {base}")
     return path.read_bytes()
