@@ -1,8 +1,9 @@
-"""Re-importing a copy of the sample catalogue keeps the covers it stored earlier.
+"""Re-importing a copy of the sample catalogue keeps stored covers and newer staff work.
 
 The tests that import the whole sample catalogue are marked slow, as elsewhere in the suite.
 """
 
+import json
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from coverpick.catalogue.importer import import_catalogue
-from coverpick.catalogue.models import CoverImage, Game, Listing
+from coverpick.catalogue.models import AuditEvent, CoverImage, Game, Listing, Verdict
 from coverpick.ranking import compute_primaries
 from tests.conftest import SAMPLE_CATALOGUE
+from tests.test_web_support import _clear_cache, staff_client, staff_user  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +41,31 @@ def run_import(folder, **options):
 
 def stored_covers() -> dict[int, int | None]:
     return dict(Listing.objects.values_list("pk", "cover_id"))
+
+
+def read_rows(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def listing_for(row) -> Listing:
+    return Listing.objects.select_related("edition").get(shop__code=row["shop"], product_id=row["product_id"])
+
+
+def manual_labels(listing):
+    row = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).first()
+    return row.labels if row else None
+
+
+def pinned_listing_ids(game_id: int) -> list[int]:
+    return list(
+        Verdict.objects.filter(
+            listing__edition__game_id=game_id, source=Verdict.SOURCE_MANUAL_PIN, quality="clean"
+        ).values_list("listing_id", flat=True)
+    )
 
 
 # Covers -------------------------------------------------------------------------
@@ -195,3 +222,62 @@ def test_image_server_down_keeps_cover(tmp_path, sample_images, monkeypatch):
     assert listing.cover_id != first_cover
     assert listing.cover_id == CoverImage.objects.get(size_bytes=len(sample_images["/two.jpg"])).pk
     assert summary.covers_kept == []
+
+
+# Labels and pins ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_reimport_keeps_newer_staff_labels_and_pins(catalogue, staff_client, staff_user):
+    labels_path = catalogue / "labels.jsonl"
+    rows = read_rows(labels_path)
+    first = run_import(catalogue)
+    assert first.labels_imported == len(rows)
+
+    label_rows = [row for row in rows if row["source"] == "manual-train" and row["labels"] != ["clean"]]
+    relabelled, changed_in_file = listing_for(label_rows[0]), listing_for(label_rows[1])
+    response = staff_client.post("/admin/label/covers/save/", {"listing": relabelled.pk, "labels": ["clean"]})
+    assert response.status_code < 400
+
+    pin_rows = [row for row in rows if row["source"] == "manual-pin"]
+    pinned_by_file = listing_for(pin_rows[0])
+    game_id = pinned_by_file.edition.game_id
+    staff_choice = Listing.objects.filter(edition__game_id=game_id).exclude(pk=pinned_by_file.pk).first()
+    assert staff_choice is not None
+    staff_client.post(f"/games/{game_id}/pin/", {"listing": staff_choice.pk})
+    unpinned_game = listing_for(pin_rows[1]).edition.game_id
+    staff_client.post(f"/games/{unpinned_game}/unpin/")
+    assert pinned_listing_ids(game_id) == [staff_choice.pk]
+    assert pinned_listing_ids(unpinned_game) == []
+
+    # A row the import wrote itself still follows the file.
+    for row in rows:
+        if row is label_rows[1]:
+            row["labels"] = ["wrong_game"]
+    write_rows(labels_path, rows)
+
+    summary = run_import(catalogue)
+
+    assert manual_labels(relabelled) == ["clean"]
+    assert AuditEvent.objects.filter(listing=relabelled, action="label").order_by("-pk").first().user == staff_user
+    assert pinned_listing_ids(game_id) == [staff_choice.pk]
+    assert pinned_listing_ids(unpinned_game) == []
+    assert manual_labels(changed_in_file) == ["wrong_game"]
+    assert summary.labels_kept == 3
+    assert summary.labels_imported == len(rows) - 3
+    assert summary.label_lines_refused == 0
+    assert f"Label rows imported: {len(rows) - 3}, kept newer staff labels: 3, refused: 0" in summary.lines()
+
+
+@pytest.mark.slow
+def test_reimport_follows_file_without_staff_work(catalogue):
+    first = run_import(catalogue)
+    labels_before = dict(
+        Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", "labels")
+    )
+
+    summary = run_import(catalogue)
+
+    assert summary.labels_imported == first.labels_imported
+    assert summary.labels_kept == 0
+    assert dict(Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", "labels")) == labels_before

@@ -20,12 +20,12 @@ from django.db import transaction
 
 from coverpick import conf
 from coverpick.catalogue.feeds import FEED_EXTENSIONS, FeedFormatError, FeedProblem, FeedRow, iter_feed_files, read_feed
-from coverpick.catalogue.manual import pin_cover, record_review, set_labels
+from coverpick.catalogue.manual import IMPORT_NOTE, pin_changed_by_staff, pin_cover, record_review, set_labels
 from coverpick.catalogue.models import Edition, Game, Listing, Shop, Verdict
 from coverpick.catalogue.normalise import game_key, is_iso_currency, platform_family
 from coverpick.covers.fetch import FetchError, fetch_image
 from coverpick.covers.store import CoverSourceError, load_reference, store_image_created
-from coverpick.labels import LabelError
+from coverpick.labels import LabelError, validate_label_set
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ class ImportSummary:
     # they kept the cover stored by an earlier one.
     covers_kept: list[ImageProblem] = field(default_factory=list)
     labels_imported: int = 0
+    # Label rows not applied because a staff member changed that label, review or pin after the import last wrote it.
+    labels_kept: int = 0
     label_lines_refused: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -80,7 +82,10 @@ class ImportSummary:
                 "be read this time. The next import replaces it once the image can be read."
             )
             lines.extend(_problem_lines(self.covers_kept))
-        lines.append(f"Label rows imported: {self.labels_imported}, refused: {self.label_lines_refused}")
+        lines.append(
+            f"Label rows imported: {self.labels_imported}, kept newer staff labels: {self.labels_kept}, "
+            f"refused: {self.label_lines_refused}"
+        )
         return lines
 
 
@@ -363,7 +368,12 @@ def _fetch_cover(url: str, previous: Listing | None):
 
 
 def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -> None:
-    """Import labels.jsonl: manual-train label sets, reviews and pins, each validated."""
+    """Import labels.jsonl: manual-train label sets, reviews and pins, each validated.
+
+    A row is skipped, and counted in ``labels_kept``, when a staff member
+    changed that listing's labels, that review or that game's pin after the
+    import last wrote it. A row that the import itself wrote last is updated.
+    """
     listings = {(shop, pid): listing_id for shop, pid, listing_id in Listing.objects.values_list("shop__code", "product_id", "pk")}
     with open(labels_path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
@@ -378,12 +388,16 @@ def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -
                 if key not in listings:
                     raise ValueError(f"no listing for shop {key[0]!r} and product id {key[1]!r}; import its feed first")
                 listing = Listing.objects.select_related("edition").get(pk=listings[key])
-                _import_label_record(listing, record)
+                applied = _import_label_record(listing, record)
             except (ValueError, LabelError) as exc:
                 summary.label_lines_refused += 1
                 report(f"{where}: {exc}; line skipped")
                 continue
-            summary.labels_imported += 1
+            if applied:
+                summary.labels_imported += 1
+            else:
+                summary.labels_kept += 1
+                logger.info("%s: kept the newer staff %s of listing %s", where, record.get("source"), listing.pk)
 
 
 def _parse_label_line(line: str) -> object:
@@ -393,21 +407,42 @@ def _parse_label_line(line: str) -> object:
         raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
 
 
-def _import_label_record(listing: Listing, record: dict) -> None:
+def _import_label_record(listing: Listing, record: dict) -> bool:
+    """Write one label row; return False when newer staff work kept it from being written.
+
+    Staff work is a manual row stored with a user, because the web pages always
+    pass the signed-in staff member and the import passes none. A staff row that
+    already matches the file row counts as imported.
+
+    NOTE: deleting a staff account sets the user of its rows to null, so the
+    next import treats those rows as its own and may overwrite them.
+    """
     source = record.get("source")
     if source == Verdict.SOURCE_MANUAL_TRAIN:
         labels = record.get("labels")
         if not isinstance(labels, list):
             raise ValueError(f"'labels' must be a list of class names, got {labels!r}")
-        set_labels(listing, labels, note="import")
+        checked = validate_label_set(labels)
+        stored = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).first()
+        if stored is not None and stored.user_id is not None and stored.labels != checked:
+            return False
+        set_labels(listing, checked, note=IMPORT_NOTE)
     elif source == Verdict.SOURCE_REVIEW:
         decision = record.get("verdict")
         if decision not in (Verdict.REVIEW_CONFIRMED, Verdict.REVIEW_REJECTED):
             raise ValueError(f"review verdict must be 'confirmed' or 'rejected', got {decision!r}")
-        record_review(listing, str(record.get("predicted")), decision == Verdict.REVIEW_CONFIRMED)
+        predicted = str(record.get("predicted"))
+        stored = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_REVIEW, review_predicted=predicted).first()
+        if stored is not None and stored.user_id is not None and stored.review_verdict != decision:
+            return False
+        record_review(listing, predicted, decision == Verdict.REVIEW_CONFIRMED)
     elif source == Verdict.SOURCE_MANUAL_PIN:
         already = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_PIN, quality="clean").exists()
-        if not already:
-            pin_cover(listing)
+        if already:
+            return True
+        if pin_changed_by_staff(listing.edition.game_id):
+            return False
+        pin_cover(listing, note=IMPORT_NOTE)
     else:
         raise ValueError(f"unknown source {source!r}; expected manual-train, review or manual-pin")
+    return True

@@ -16,6 +16,10 @@ from coverpick.labels import LABEL_CLASSES, UNKNOWN, LabelError, tier_for, valid
 
 logger = logging.getLogger(__name__)
 
+# The note that `coverpick import` writes on its audit events. The import
+# writes with no user, and the web pages always pass the staff member.
+IMPORT_NOTE = "import"
+
 
 def ranking_label(labels: Iterable[str]) -> str:
     """Return the label of a multi-label set that decides its tier: the worst one.
@@ -96,11 +100,12 @@ def record_review(listing: Listing, predicted: str, confirmed: bool, user=None) 
     return verdict
 
 
-def pin_cover(listing: Listing, user=None) -> None:
+def pin_cover(listing: Listing, user=None, note: str = "") -> None:
     """Make a listing's cover the primary of its game.
 
     Writes manual-pin/clean on the chosen listing and manual-pin/unknown
     demotion markers on every other listing of the game, replacing any earlier pin.
+    ``note`` is stored in the audit event's detail when given.
     """
     game_id = listing.edition.game_id
     with transaction.atomic():
@@ -118,10 +123,20 @@ def pin_cover(listing: Listing, user=None) -> None:
             for other_id in siblings.values_list("pk", flat=True)
         ]
         Verdict.objects.bulk_create(rows)
-        AuditEvent.objects.create(action="pin", user=user, listing=listing, game_id=game_id)
+        AuditEvent.objects.create(
+            action="pin", user=user, listing=listing, game_id=game_id, detail={"note": note} if note else {}
+        )
     logger.info(
         "Pinned cover: game=%s listing=%s by=%s", game_id, listing.pk, getattr(user, "username", None) or "import"
     )
+
+
+def pin_changed_by_staff(game_id: int) -> bool:
+    """Return whether the game's latest pin or unpin audit event was made by a staff member (has a user)."""
+    latest = (
+        AuditEvent.objects.filter(game_id=game_id, action__in=("pin", "unpin")).order_by("-created_at", "-pk").first()
+    )
+    return latest is not None and latest.user_id is not None
 
 
 def unpin_game(game: Game, user=None) -> int:
