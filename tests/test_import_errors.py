@@ -258,3 +258,18 @@ def test_unknown_currency_warned(tmp_path):
 @pytest.mark.parametrize(("code", "expected"), [("EUR", True), ("mnt", True), ("XAU", True), ("XYZ", False), ("HRK", False), ("EU", False)])
 def test_is_iso_currency(code, expected):
     assert is_iso_currency(code) is expected
+
+
+def test_image_path_through_symlink_names_resolved_path(tmp_path):
+    from coverpick.covers.store import CoverSourceError, load_reference
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "cover.jpg").write_bytes(b"not checked here")
+    catalogue = tmp_path / "catalogue"
+    catalogue.mkdir()
+    (catalogue / "images").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(CoverSourceError) as caught:
+        load_reference("images/cover.jpg", catalogue)
+    assert f"resolves to {outside.resolve() / 'cover.jpg'}" in str(caught.value)
+    assert "symbolic link" in str(caught.value)
