@@ -281,3 +281,50 @@ def test_reimport_follows_file_without_staff_work(catalogue):
     assert summary.labels_imported == first.labels_imported
     assert summary.labels_kept == 0
     assert dict(Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", "labels")) == labels_before
+
+
+# Withdrawn products --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_product_dropped_from_feed_leaves_best_price(catalogue):
+    from coverpick.web.prices import is_available
+
+    feed = catalogue / "feeds" / "lootlane.jsonl"
+    rows = read_rows(feed)
+    run_import(catalogue, with_labels=False)
+    dropped = Listing.objects.get(shop__code="lootlane", product_id=rows[0]["url"])
+    assert is_available(dropped)
+
+    write_rows(feed, rows[1:])
+    summary = run_import(catalogue, with_labels=False)
+
+    dropped.refresh_from_db()
+    assert dropped.in_stock is False
+    assert not is_available(dropped)
+    assert summary.listings_withdrawn == 1
+    assert "Listings no longer in their shop's feed, marked out of stock: 1" in summary.lines()
+    assert Listing.objects.filter(shop__code="lootlane", in_stock=False).count() == 1
+
+    write_rows(feed, rows)
+    summary = run_import(catalogue, with_labels=False)
+    dropped.refresh_from_db()
+    assert is_available(dropped)
+    assert summary.listings_withdrawn == 0
+
+
+@pytest.mark.slow
+def test_truncated_feed_withdraws_nothing(catalogue):
+    feed = catalogue / "feeds" / "consolecorner.xml"
+    text = feed.read_text(encoding="utf-8")
+    run_import(catalogue, with_labels=False)
+    offered = Listing.objects.filter(shop__code="consolecorner").exclude(in_stock=False).count()
+
+    # A transfer cut off halfway: the reader stops at the broken XML.
+    feed.write_text(text[: len(text) // 2], encoding="utf-8")
+    warnings: list[str] = []
+    summary = import_catalogue(catalogue, with_labels=False, warn=warnings.append)
+
+    assert summary.listings_withdrawn == 0
+    assert Listing.objects.filter(shop__code="consolecorner").exclude(in_stock=False).count() == offered
+    assert any("were not checked for withdrawn products" in warning for warning in warnings)

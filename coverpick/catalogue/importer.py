@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from django.db import transaction
+from django.utils import timezone
 
 from coverpick import conf
 from coverpick.catalogue.feeds import FEED_EXTENSIONS, FeedFormatError, FeedProblem, FeedRow, iter_feed_files, read_feed
@@ -26,6 +27,9 @@ from coverpick.catalogue.normalise import game_key, is_iso_currency, platform_fa
 from coverpick.covers.fetch import FetchError, fetch_image
 from coverpick.covers.store import CoverSourceError, load_reference, store_image_created
 from coverpick.labels import LabelError, validate_label_set
+
+# Listings marked out of stock per UPDATE, under SQLite's limit on query parameters.
+WITHDRAW_BATCH = 500
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ class ImportSummary:
     labels_imported: int = 0
     # Label rows not applied because a staff member changed that label, review or pin after the import last wrote it.
     labels_kept: int = 0
+    listings_withdrawn: int = 0
     label_lines_refused: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -73,6 +78,7 @@ class ImportSummary:
             f"Feed rows read: {self.rows_read}, refused: {self.rows_refused}",
             f"Listings created: {self.listings_created}, updated: {self.listings_updated}",
             f"Cover images newly stored: {self.images_stored}, listings without a usable image: {self.image_errors}",
+            f"Listings no longer in their shop's feed, marked out of stock: {self.listings_withdrawn}",
         ]
         lines.extend(_problem_lines(self.image_problems))
         if self.covers_kept:
@@ -212,6 +218,8 @@ def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, r
         items = tqdm(items, desc=f"import {feed_path.name}", unit="row")
     shop: Shop | None = None
     unknown_currencies: dict[str, _UnknownCurrency] = {}
+    seen_products: set[str] = set()
+    stopped_early = False
     for index, item in enumerate(items):
         if isinstance(item, FeedProblem) and index == 0 and item.outcome != "row skipped":
             # The reader stopped before its first row, so nothing of this file is imported.
@@ -221,8 +229,10 @@ def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, r
         summary.rows_read += 1
         if isinstance(item, FeedProblem):
             summary.rows_refused += 1
+            stopped_early = stopped_early or item.outcome != "row skipped"
             report(str(item))
             continue
+        seen_products.add(item.product_id)
         try:
             with transaction.atomic():
                 # The shop row is created with the first stored listing, so a
@@ -242,6 +252,33 @@ def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, r
                 unknown_currencies[item.currency] = seen._replace(rows=seen.rows + 1)
     summary.feed_files_read += 1
     _report_unknown_currencies(feed_path, unknown_currencies, report)
+    _withdraw_missing(feed_path, seen_products, stopped_early, summary, report)
+
+
+def _withdraw_missing(feed_path: Path, seen: set[str], stopped_early: bool, summary: ImportSummary, report: Reporter) -> None:
+    """Mark the shop's listings that this feed no longer contains as out of stock, so their old prices are not shown as offers.
+
+    A product whose row could not be read counts as missing too: its price
+    cannot be confirmed. Nothing is marked when the reader stopped before the
+    end of the file or the file has no rows, since a broken export would
+    otherwise take a whole shop out of stock. A later import that contains the
+    product again stores its stock state from the feed.
+    """
+    shop = Shop.objects.filter(code=feed_path.stem).first()
+    if shop is None:
+        return
+    offered = Listing.objects.filter(shop=shop).exclude(in_stock=False)
+    if stopped_early or not seen:
+        kept = offered.count()
+        if kept:
+            reason = "reading stopped before its end" if stopped_early else "it has no rows"
+            report(f"{feed_path}: {reason}, so its shop's {kept} listings were not checked for withdrawn products.")
+        return
+    missing = [pk for pk, product_id in offered.values_list("pk", "product_id") if product_id not in seen]
+    for start in range(0, len(missing), WITHDRAW_BATCH):
+        batch = missing[start : start + WITHDRAW_BATCH]
+        Listing.objects.filter(pk__in=batch).update(in_stock=False, updated_at=timezone.now())
+    summary.listings_withdrawn += len(missing)
 
 
 def _report_unknown_currencies(feed_path: Path, unknown: dict[str, _UnknownCurrency], report: Reporter) -> None:
