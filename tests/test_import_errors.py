@@ -236,6 +236,18 @@ def test_label_line_invalid_json(tmp_path):
     assert "column 2" in label_warnings[0]
 
 
+def test_label_line_without_source(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    (tmp_path / "labels.jsonl").write_text('{"shop": "alpha", "product_id": "1", "labels": ["clean"]}\n')
+
+    summary, warnings = run_import(tmp_path)
+
+    assert summary.label_lines_refused == 1
+    label_warnings = [message for message in warnings if "labels.jsonl" in message]
+    assert len(label_warnings) == 1
+    assert "line 1: missing 'source' field" in label_warnings[0]
+
+
 def test_unknown_currency_warned(tmp_path):
     write_feed(
         tmp_path,

@@ -480,6 +480,8 @@ def _import_label_record(listing: Listing, record: dict) -> bool:
         if pin_changed_by_staff(listing.edition.game_id):
             return False
         pin_cover(listing, note=IMPORT_NOTE)
+    elif source is None:
+        raise ValueError("missing 'source' field; expected manual-train, review or manual-pin")
     else:
         raise ValueError(f"unknown source {source!r}; expected manual-train, review or manual-pin")
     return True
