@@ -15,6 +15,10 @@ def main(argv: list[str] | None = None) -> int:
         from coverpick.tick import main as tick_main
 
         return tick_main(args[1:])
+    missing = _missing_sqlite_database(args)
+    if missing:
+        sys.stderr.write(missing + "\n")
+        return 1
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coverpick.settings")
     from django.core.management import execute_from_command_line
 
@@ -45,6 +49,33 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+# Commands that read or change an existing catalogue. Run on a home without a
+# database they would create an empty one (and the folder) before failing.
+NEEDS_CATALOGUE = {
+    "audit-labels", "calibrate", "createstaff", "evaluate", "export", "import", "rank", "report", "serve", "shops", "sweep", "train",
+}
+
+
+def _missing_sqlite_database(args: list[str]) -> str | None:
+    """Return an error message when a catalogue command would run on an SQLite database that does not exist."""
+    if not args or args[0] not in NEEDS_CATALOGUE or os.environ.get("DATABASE_URL"):
+        return None
+    if any(argument in ("-h", "--help") for argument in args[1:]):
+        return None
+    from coverpick.conf import SettingError, home, sqlite_path
+
+    try:
+        path = sqlite_path()
+    except SettingError:
+        return None
+    if path.is_file():
+        return None
+    return (
+        f"No database at {path} (COVERPICK_HOME is {home()}). Check COVERPICK_HOME, "
+        "or run `coverpick migrate` to create the catalogue there, then run this command again."
+    )
 
 
 def _missing_table(error: Exception) -> bool:

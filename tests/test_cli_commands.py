@@ -71,7 +71,24 @@ def test_calibrate_rejects_bad_options(arguments, fragment):
     assert fragment in str(caught.value)
 
 
+def test_missing_database_names_the_fix_and_creates_nothing(tmp_path):
+    home = tmp_path / "mistyped-home"
+    env = {**os.environ, "COVERPICK_HOME": str(home), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "coverpick.cli", "shops"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert f"No database at {home / 'coverpick.sqlite3'}" in result.stderr
+    assert "run `coverpick migrate`" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not home.exists()
+
+
 def test_unmigrated_database_names_the_fix(tmp_path):
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "coverpick.sqlite3").close()
     env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
     env.pop("DATABASE_URL", None)
     result = subprocess.run(
@@ -107,6 +124,9 @@ def test_help_tick_prints_tick_usage(tmp_path):
 
 
 def test_serve_refuses_unmigrated_database(tmp_path):
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "coverpick.sqlite3").close()
     env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings", "COVERPICK_DEBUG": "1"}
     env.pop("DATABASE_URL", None)
     result = subprocess.run(
@@ -145,6 +165,9 @@ def test_rejected_host_is_logged(tmp_path):
     ],
 )
 def test_bad_setting_gives_one_line(tmp_path, variable, value, command, fragment):
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "coverpick.sqlite3").close()
     env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings", variable: value}
     result = subprocess.run(
         [sys.executable, "-m", "coverpick.cli", command], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
