@@ -71,13 +71,31 @@ def test_calibrate_rejects_bad_options(arguments, fragment):
     assert fragment in str(caught.value)
 
 
+def cli_env(home, **extra: str) -> dict[str, str]:
+    """Return the environment of a child process on the SQLite catalogue in ``home``, with ``extra`` set."""
+    env = {**os.environ, "COVERPICK_HOME": str(home), "DJANGO_SETTINGS_MODULE": "coverpick.settings", **extra}
+    if "DATABASE_URL" not in extra:
+        env.pop("DATABASE_URL", None)
+    return env
+
+
+def run_cli(home, *args: str, **extra: str) -> subprocess.CompletedProcess:
+    """Run `coverpick ARGS` in a child process on the catalogue in ``home``."""
+    return subprocess.run(
+        [sys.executable, "-m", "coverpick.cli", *args], env=cli_env(home, **extra), cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+
+def empty_database(home) -> None:
+    """Create an SQLite file without coverpick's tables in ``home``."""
+    import sqlite3
+
+    sqlite3.connect(home / "coverpick.sqlite3").close()
+
+
 def test_missing_database_names_the_fix_and_creates_nothing(tmp_path):
     home = tmp_path / "mistyped-home"
-    env = {**os.environ, "COVERPICK_HOME": str(home), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
-    env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "coverpick.cli", "shops"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    result = run_cli(home, "shops")
     assert result.returncode == 1
     assert f"No database at {home / 'coverpick.sqlite3'}" in result.stderr
     assert "run `coverpick migrate`" in result.stderr
@@ -86,14 +104,8 @@ def test_missing_database_names_the_fix_and_creates_nothing(tmp_path):
 
 
 def test_unmigrated_database_names_the_fix(tmp_path):
-    import sqlite3
-
-    sqlite3.connect(tmp_path / "coverpick.sqlite3").close()
-    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
-    env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "coverpick.cli", "shops"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    empty_database(tmp_path)
+    result = run_cli(tmp_path, "shops")
     assert result.returncode == 1
     assert "has no coverpick tables yet" in result.stderr
     assert "Run `coverpick migrate`" in result.stderr
@@ -103,35 +115,21 @@ def test_unmigrated_database_names_the_fix(tmp_path):
 
 
 def test_help_lists_tick(tmp_path):
-    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
-    env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "coverpick.cli", "help"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    result = run_cli(tmp_path, "help")
     assert result.returncode == 0
     assert "    sweep\n" in result.stdout
     assert result.stdout.rstrip().endswith("tick")
 
 
 def test_help_tick_prints_tick_usage(tmp_path):
-    env = {**os.environ, "COVERPICK_HOME": str(tmp_path)}
-    env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "coverpick.cli", "help", "tick"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    result = run_cli(tmp_path, "help", "tick")
     assert result.returncode == 0
     assert result.stdout.startswith("usage: coverpick tick")
 
 
 def test_serve_refuses_unmigrated_database(tmp_path):
-    import sqlite3
-
-    sqlite3.connect(tmp_path / "coverpick.sqlite3").close()
-    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings", "COVERPICK_DEBUG": "1"}
-    env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "coverpick.cli", "serve", "--port", "1"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    empty_database(tmp_path)
+    result = run_cli(tmp_path, "serve", "--port", "1", COVERPICK_DEBUG="1")
     assert result.returncode == 1
     assert "unapplied migration(s)" in result.stderr
     assert "Run `coverpick migrate`" in result.stderr
@@ -148,8 +146,7 @@ print(response.status_code)
 
 
 def test_rejected_host_is_logged(tmp_path):
-    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
-    env.pop("DATABASE_URL", None)
+    env = cli_env(tmp_path)
     env.pop("COVERPICK_DEBUG", None)
     env.pop("COVERPICK_ALLOWED_HOSTS", None)
     result = subprocess.run([sys.executable, "-c", REJECTED_HOST], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -165,13 +162,8 @@ def test_rejected_host_is_logged(tmp_path):
     ],
 )
 def test_bad_setting_gives_one_line(tmp_path, variable, value, command, fragment):
-    import sqlite3
-
-    sqlite3.connect(tmp_path / "coverpick.sqlite3").close()
-    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings", variable: value}
-    result = subprocess.run(
-        [sys.executable, "-m", "coverpick.cli", command], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    empty_database(tmp_path)
+    result = run_cli(tmp_path, command, **{variable: value})
     assert result.returncode == 1
     assert result.stderr.startswith("coverpick: ")
     assert fragment in result.stderr
@@ -217,9 +209,8 @@ def test_export_keeps_earlier_file_on_failure(two_shop_game, tmp_path, monkeypat
 
 
 def test_export_to_closed_pipe_stops_quietly(tmp_path):
-    env = {**os.environ, "COVERPICK_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "coverpick.settings"}
-    env.pop("DATABASE_URL", None)
-    subprocess.run([sys.executable, "-m", "coverpick.cli", "migrate", "-v0"], env=env, cwd=REPO, check=True, timeout=120)
+    env = cli_env(tmp_path)
+    assert run_cli(tmp_path, "migrate", "-v0").returncode == 0
     seed = (
         "import django; django.setup()\n"
         "from tests.factories import make_game, make_listing\n"
