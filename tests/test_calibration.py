@@ -117,8 +117,8 @@ def test_calibrate_reports_clean_recall_and_warns_when_low():
     rows = 400
     truly_clean = rng.random(rows) < 0.5
     logits = rng.normal(size=(rows, len(LABEL_CLASSES)))
-    # Clean covers lean clean; a third of the defects look just as clean, so a
-    # high precision needs a threshold that leaves most clean covers out.
+    # Clean covers lean clean, and so do a third of the defects. A high
+    # precision then needs a threshold that leaves most clean covers out.
     logits[truly_clean, clean] += 3.0
     lookalike = ~truly_clean & (rng.random(rows) < 0.33)
     logits[lookalike, clean] += 3.0
@@ -131,8 +131,8 @@ def test_calibrate_reports_clean_recall_and_warns_when_low():
 
     strict = calibrate(data, oof, clean_precision=0.99)
     lenient = calibrate(data, oof, clean_precision=0.6)
-    said_clean = quality.argmax(axis=1) == clean
-    expected = (said_clean & truly_clean & (apply_temperature(quality, strict.quality_temperature)[:, clean] >= strict.clean_threshold)).sum()
+    predicted_clean = quality.argmax(axis=1) == clean
+    expected = (predicted_clean & truly_clean & (apply_temperature(quality, strict.quality_temperature)[:, clean] >= strict.clean_threshold)).sum()
     assert strict.clean_recall == pytest.approx(expected / truly_clean.sum(), abs=1e-4)
     assert strict.clean_recall < lenient.clean_recall
     strict_lines = format_calibration(strict, 0.99, 0.95)

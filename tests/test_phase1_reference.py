@@ -1,9 +1,9 @@
 """The vectorised phase-1 detector against the straightforward implementation it replaced.
 
-The reference below is the earlier code of the helpers that changed: the
-cover box from the whole 128×128 canvas grid, the HSV conversion in float64
-with np.select, and banner rules that loop over band tops with one numpy
-reduction per measurement. The new code must give the same boxes, the same
+The reference below is the earlier code of the helpers that changed. It
+finds the cover box from the whole 128×128 canvas grid, converts to HSV in
+float64 with np.select, and runs banner rules that loop over band tops with
+one numpy reduction per measurement. The new code must give the same boxes, the same
 HSV arrays, the same rule strengths bit for bit and so the same results, on
 real covers, on hostile images and on drawn covers on canvases.
 """

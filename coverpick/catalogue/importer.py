@@ -269,10 +269,10 @@ def _withdraw_missing(feed_path: Path, seen: set[str], stopped_early: bool, summ
         return
     offered = Listing.objects.filter(shop=shop).exclude(in_stock=False)
     if stopped_early or not seen:
-        kept = offered.count()
-        if kept:
+        unchecked = offered.count()
+        if unchecked:
             reason = "reading stopped before its end" if stopped_early else "it has no rows"
-            report(f"{feed_path}: {reason}, so its shop's {kept} listings were not checked for withdrawn products.")
+            report(f"{feed_path}: {reason}, so its shop's {unchecked} listings were not checked for withdrawn products.")
         return
     missing = [pk for pk, product_id in offered.values_list("pk", "product_id") if product_id not in seen]
     for start in range(0, len(missing), WITHDRAW_BATCH):

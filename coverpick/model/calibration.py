@@ -130,7 +130,7 @@ class Calibration:
     quality_table: list[dict]
     platform_table: list[dict]
     # Share of truly clean covers still called clean at the clean threshold,
-    # and share of covers the platform head still answers for at its threshold.
+    # and share of covers that still get a platform verdict at the platform threshold.
     clean_recall: float = 0.0
     platform_coverage: float = 0.0
 

@@ -181,11 +181,11 @@ def comparison_features(
 ) -> np.ndarray:
     """Compare each cover with the other covers of its game.
 
-    The first N_SIMILARITIES columns are cosine similarities and a count.
-    They are the similarity to the game prototype (other editions), the
-    highest similarity to another listing of the same edition, the highest and
-    the mean similarity to any other listing of the game, and log(1 + number
-    of other listings of the game). A cover of a different game
+    The first N_SIMILARITIES columns are cosine similarities and a count:
+    1. the similarity to the game prototype (other editions);
+    2. the highest similarity to another listing of the same edition;
+    3. and 4. the highest and the mean similarity to any other listing of the game;
+    5. log(1 + number of other listings of the game). A cover of a different game
     stands out by low similarity to its siblings. With ``space``, covers are
     compared in that whitened space instead of raw features.
 
@@ -242,16 +242,15 @@ def _profile_summary(profile: np.ndarray) -> np.ndarray:
 def sibling_contrast(
     features: np.ndarray, nearest: np.ndarray, space: SimilaritySpace | None, stats: np.ndarray | None
 ) -> np.ndarray:
-    """How each cover differs from ``nearest`` (its most similar sibling's row, -1 for none).
+    """Return how each cover differs from ``nearest`` (its most similar sibling's row, -1 for none).
 
     Retailers often start from the same publisher scan, so a key-card notice,
     an "available on" strip or white padding shows as a difference between two
     covers that are otherwise alike. Columns: cosine similarity of the bands
     views (centred on the training mean), then the cover's profile summary
-    minus the sibling's, then its statistics minus the sibling's. The signed
-    differences say which of the two carries the addition: a cover with a
-    notice band has a flatter top or bottom than its clean sibling, not the
-    other way round.
+    minus the sibling's, then its statistics minus the sibling's. The two
+    covers get the same differences with opposite signs, so the second stage
+    can tell the cover that carries the addition from the one without it.
     """
     contrast = np.zeros((len(features), N_CONTRAST), dtype=np.float32)
     with_sibling = np.flatnonzero(nearest >= 0)
