@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image, ImageDraw
 
-from coverpick.vision.profile import MEASURES, PROFILE_DIM, PROFILE_ROWS, strip_profile
+from coverpick.vision.profile import MEASURES, PROFILE_ROWS, STRIP_DIM, strip_profile
 
 
 def noisy_cover(seed: int = 0) -> Image.Image:
@@ -26,14 +26,14 @@ def with_notice(cover: Image.Image, colour: tuple[int, int, int], where: str = "
 
 def measure(profile: np.ndarray, edge: str, name: str) -> np.ndarray:
     """The rows of one measure at one edge, edge row first."""
-    block = profile[: PROFILE_DIM // 2] if edge == "top" else profile[PROFILE_DIM // 2 :]
+    block = profile[: STRIP_DIM // 2] if edge == "top" else profile[STRIP_DIM // 2 :]
     return block.reshape(PROFILE_ROWS, len(MEASURES))[:, MEASURES.index(name)]
 
 
 def test_profile_length_and_determinism():
     cover = noisy_cover()
     first, second = strip_profile(cover), strip_profile(cover)
-    assert first.shape == (PROFILE_DIM,)
+    assert first.shape == (STRIP_DIM,)
     assert first.dtype == np.float32
     assert np.array_equal(first, second)
 
@@ -60,5 +60,5 @@ def test_profile_ignores_strip_hue():
 
 def test_profile_accepts_rgba_and_grey():
     cover = noisy_cover()
-    assert strip_profile(cover.convert("RGBA")).shape == (PROFILE_DIM,)
-    assert strip_profile(cover.convert("L")).shape == (PROFILE_DIM,)
+    assert strip_profile(cover.convert("RGBA")).shape == (STRIP_DIM,)
+    assert strip_profile(cover.convert("L")).shape == (STRIP_DIM,)

@@ -11,7 +11,7 @@ from coverpick.model.inputs import (
     comparison_features,
     fit_similarity_space,
 )
-from coverpick.vision.profile import MEASURES, PROFILE_DIM, strip_profile
+from coverpick.vision.profile import MEASURES, PROFILE_DIM, cover_profile
 from coverpick.vision.stats import STAT_NAMES, image_statistics
 
 FULL_DIM = 8
@@ -34,7 +34,7 @@ def with_notice_band(cover: Image.Image) -> Image.Image:
 
 
 def image_features(images: list[Image.Image], full: np.ndarray, bands: np.ndarray) -> np.ndarray:
-    profiles = np.stack([strip_profile(img) for img in images])
+    profiles = np.stack([cover_profile(img, img) for img in images])
     return np.concatenate([full, bands, profiles], axis=1).astype(np.float32)
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from coverpick.covers.decode import decode_rgba
-from coverpick.vision.stats import STAT_NAMES, image_statistics
+from coverpick.vision.stats import BORDER_DIM, BORDER_MEASURES, BORDER_SIDES, STAT_NAMES, border_composition, image_statistics
 from tests.conftest import SHARED
 
 CATALOGUE = SHARED / "catalogue"
@@ -89,6 +89,48 @@ def test_coloured_canvas_is_background():
     values = image_statistics(img, img.size)
 
     assert values[CORNERS].tolist() == [1.0, 1.0, 1.0, 1.0]
+
+
+def composition(img: Image.Image, measure: str) -> list[float]:
+    """One border-composition measure for the four sides, rounded to 3 places."""
+    values = border_composition(img).reshape(len(BORDER_SIDES), len(BORDER_MEASURES))
+    return [round(float(v), 3) for v in values[:, BORDER_MEASURES.index(measure)]]
+
+
+def test_border_composition_tells_white_from_transparent_and_black():
+    cover = noise_rgba(300, 400)
+    white = on_canvas(cover, (400, 500), (255, 255, 255, 255))
+    clear = on_canvas(cover, (400, 500), (0, 0, 0, 0))
+    black = on_canvas(cover, (400, 500), (0, 0, 0, 255))
+
+    assert border_composition(white).shape == (BORDER_DIM,)
+    assert border_composition(white).dtype == np.float32
+    # border_white cannot tell the first two apart; the composition can.
+    assert image_statistics(white, white.size)[BORDERS].tolist() == image_statistics(clear, clear.size)[BORDERS].tolist()
+    assert composition(white, "white") == [1.0] * 4 and composition(white, "transparent") == [0.0] * 4
+    assert composition(clear, "transparent") == [1.0] * 4 and composition(clear, "white") == [0.0] * 4
+    assert composition(black, "dark") == [1.0] * 4 and composition(black, "white") == [0.0] * 4
+    assert composition(black, "flat") == [1.0] * 4 and composition(black, "chroma") == [0.0] * 4
+
+
+def test_border_composition_of_coloured_canvas_and_full_bleed():
+    coloured = on_canvas(noise_rgba(300, 400), (400, 500), (200, 40, 160, 255))
+    bleed = noise_rgba(300, 400, seed=3)
+
+    assert composition(coloured, "flat") == [1.0] * 4
+    assert composition(coloured, "chroma") == [round(160 / 255, 3)] * 4
+    assert composition(coloured, "dark") == [0.0] * 4
+    # Noise in 40..200 is opaque, never near-white, seldom near-black and seldom near its median.
+    assert composition(bleed, "transparent") == composition(bleed, "white") == [0.0] * 4
+    assert max(composition(bleed, "dark")) < 0.01
+    assert max(composition(bleed, "flat")) < 0.2
+
+
+def test_border_composition_ignores_colour_under_transparency():
+    clear = on_canvas(noise_rgba(300, 400), (400, 500), (255, 0, 0, 0))
+    also_clear = on_canvas(noise_rgba(300, 400), (400, 500), (0, 255, 0, 0))
+
+    assert border_composition(clear).tolist() == border_composition(also_clear).tolist()
 
 
 def test_top_banner_is_not_background():
@@ -177,6 +219,7 @@ def test_non_rgba_modes_accepted():
 
 @pytest.fixture(scope="module")
 def catalogue_statistics() -> tuple[np.ndarray, list[set[str]]]:
+    """The statistics, then the border composition, of every sample listing, and its reference labels."""
     truth = CATALOGUE / "truth.jsonl"
     if not truth.is_file():
         pytest.skip(f"sample catalogue {truth} is not available")
@@ -188,7 +231,7 @@ def catalogue_statistics() -> tuple[np.ndarray, list[set[str]]]:
             data = (CATALOGUE / listing["image"]).read_bytes()
             # A 192 px draft decode, as a sweep over many covers would use.
             img, info = decode_rgba(data, draft_size=(192, 192))
-            values.append(image_statistics(img, (info.width, info.height)))
+            values.append(np.concatenate([image_statistics(img, (info.width, info.height)), border_composition(img)]))
             labels.append(set(listing["labels"]))
     return np.stack(values), labels
 
@@ -249,4 +292,24 @@ def test_catalogue_statistics_in_range(catalogue_statistics):
     assert np.isfinite(values).all()
     assert values[:, :8].min() >= 0.0
     assert values[:, :8].max() <= 1.0
+    assert values[:, len(STAT_NAMES) :].min() >= 0.0
+    assert values[:, len(STAT_NAMES) :].max() <= 1.0
     assert values[:, LOG10_LAPLACIAN].min() >= 0.0
+
+
+def test_border_composition_separates_bad_background_from_margins(catalogue_statistics):
+    values, labels = catalogue_statistics
+    sides = values[:, len(STAT_NAMES) :].reshape(len(values), len(BORDER_SIDES), len(BORDER_MEASURES))
+    white = sides[:, :, BORDER_MEASURES.index("white")].mean(axis=1)
+    bad_background = white[label_mask(labels, "bad_background")]
+    margins = white[label_mask(labels, "margins")]
+
+    # Every sample margins cover has a white border on all four sides, and
+    # the bad_background covers have transparent, black or coloured ones.
+    # Measured: AUC 1.000, against 0.927 for border_white, which counts
+    # transparency as white.
+    border_white = values[:, BORDERS].mean(axis=1)
+    assert separation(margins, bad_background) >= 0.98
+    assert separation(margins, bad_background) >= 0.05 + separation(
+        border_white[label_mask(labels, "margins")], border_white[label_mask(labels, "bad_background")]
+    )

@@ -23,7 +23,7 @@ from coverpick.covers.store import read_bytes
 from coverpick.vision.extract import FeatureCache, FeatureExtractor
 from coverpick.vision.phase1 import detect_platform
 from coverpick.vision.presets import INPUT_SIZE, VIEWS, normalise, view_image
-from coverpick.vision.profile import PROFILE_DIM, PROFILE_VERSION, strip_profile
+from coverpick.vision.profile import PROFILE_DIM, PROFILE_VERSION, cover_profile
 from coverpick.vision.stats import image_statistics
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def cache_for(backbone_id: str, view: str) -> FeatureCache:
 
 
 def profile_cache() -> FeatureCache:
-    """Return the cache of strip profiles, which are pixel measurements and so shared by every backbone and precision."""
+    """Return the cache of cover profiles, which are pixel measurements and so shared by every backbone and precision."""
     return FeatureCache(PROFILE_VERSION, precision="fp32")
 
 
@@ -51,7 +51,7 @@ class FeaturizeSummary:
 def covers_needing_work(covers, caches: list[FeatureCache]) -> list[CoverImage]:
     """Covers that decode (or have not been tried) and lack cached features, statistics or a phase-1 result.
 
-    ``caches`` lists every cache a cover needs an entry in: the backbone views' and the strip profile's.
+    ``caches`` lists every cache a cover needs an entry in: the backbone views' and the cover profile's.
     """
     pending = []
     for cover in covers:
@@ -63,7 +63,7 @@ def covers_needing_work(covers, caches: list[FeatureCache]) -> list[CoverImage]:
 
 
 def featurize(covers, backbone_id: str, *, extractor: FeatureExtractor | None = None, progress: bool = False) -> FeaturizeSummary:
-    """Make sure every given cover has cached features, a strip profile, statistics and a phase-1 result."""
+    """Make sure every given cover has cached features, a cover profile, statistics and a phase-1 result."""
     caches = [cache_for(backbone_id, view) for view in VIEWS]
     covers = list(covers)
     summary = FeaturizeSummary(covers=len(covers))
@@ -111,7 +111,7 @@ def _featurize_chunk(chunk: list[CoverImage], caches: list[FeatureCache], extrac
             updates[changed].append(cover)
         rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
         if cover.sha256 not in profiles:
-            profiles.put(cover.sha256, strip_profile(rgb))
+            profiles.put(cover.sha256, cover_profile(image, rgb))
         if any(cover.sha256 not in cache for cache in caches):
             for view in VIEWS:
                 pixels[view].append(np.asarray(view_image(rgb, view)))
@@ -166,14 +166,14 @@ def _measure(cover: CoverImage, image, info: ImageInfo) -> tuple[str, ...]:
 
 
 def load_image_features(sha256_list: list[str], backbone_id: str) -> np.ndarray:
-    """The heads' image features: cached backbone features of every view in VIEWS order, then the strip profile."""
+    """The heads' image features: cached backbone features of every view in VIEWS order, then the cover profile."""
     blocks = [load_features(sha256_list, backbone_id, view) for view in VIEWS]
     return np.concatenate([*blocks, load_profiles(sha256_list)], axis=1)
 
 
 def load_profiles(sha256_list: list[str]) -> np.ndarray:
-    """Stack cached strip profiles in the given order; raises KeyError naming the first missing one."""
-    return _stack_cached(profile_cache(), sha256_list, "strip profile", PROFILE_DIM)
+    """Stack cached cover profiles (strip profile and border composition) in the given order; raises KeyError naming the first missing one."""
+    return _stack_cached(profile_cache(), sha256_list, "cover profile", PROFILE_DIM)
 
 
 def load_stats(sha256_list: list[str]) -> np.ndarray:

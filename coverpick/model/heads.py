@@ -22,6 +22,7 @@ from coverpick.vision.profile import PROFILE_VERSION
 from coverpick.model.inputs import (
     LAYOUT_VERSION,
     SimilaritySpace,
+    border_columns,
     comparison_features,
     game_prototypes,
     platform_layout,
@@ -100,7 +101,9 @@ class HeadSet:
         if self.stage2 is None:
             return quality_raw, platform
         comparisons = comparison_features(features, game_ids, edition_ids, self.similarity, stats)[rows]
-        x_stage2 = stage2_inputs(quality_raw, platform_raw, picked_families, comparisons, stats[rows], phase1[rows])
+        x_stage2 = stage2_inputs(
+            quality_raw, platform_raw, picked_families, comparisons, stats[rows], border_columns(features[rows]), phase1[rows]
+        )
         return self.stage2.probabilities(x_stage2), platform
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -2,7 +2,8 @@
 
 Image features are the backbone's pooled features of each view of the cover
 (the letterboxed full cover, then the top-and-bottom bands), concatenated,
-followed by the cover's strip profile (coverpick.vision.profile).
+followed by the cover's profile (coverpick.vision.profile: the strip profile,
+then the border composition).
 
 The quality head reads, in this order: image features (D), a one-hot of the
 listing's declared platform family (4, all zeros for "other"), the game
@@ -14,7 +15,8 @@ The second stage reads a few strong inputs that would drown among thousands
 of feature dimensions: the quality head's log-probabilities, the platform
 head's probabilities and its probability of the declared family, the declared
 one-hot, the comparison scalars (similarity to the game's other covers) and
-the 10 statistics, and the phase-1 heuristic's platform call. The comparison
+the 10 statistics, the border composition, and the phase-1 heuristic's
+platform call. The comparison
 inputs include a contrast with the cover's nearest sibling (see
 ``comparison_features``). A checkpoint stores the layouts it was trained with,
 and loading refuses layouts that differ from this module's.
@@ -28,7 +30,8 @@ import numpy as np
 
 from coverpick.labels import PLATFORM_FAMILIES
 from coverpick.vision.presets import VIEWS
-from coverpick.vision.profile import MEASURES, PROFILE_DIM, PROFILE_ROWS
+from coverpick.vision.profile import MEASURES, PROFILE_DIM, PROFILE_ROWS, STRIP_DIM
+from coverpick.vision.stats import BORDER_DIM
 
 N_STATS = 10
 # Rows at each edge of the strip profile that the sibling contrast averages
@@ -38,7 +41,7 @@ N_PROFILE_SUMMARY = 2 * 2 * len(MEASURES)
 N_SIMILARITIES = 5
 N_CONTRAST = 1 + N_PROFILE_SUMMARY + N_STATS
 N_COMPARISONS = N_SIMILARITIES + N_CONTRAST
-LAYOUT_VERSION = 6
+LAYOUT_VERSION = 7
 # Dimensions of the whitened space in which covers are compared with their siblings.
 SIMILARITY_DIMS = 256
 # Rows the space is fitted on at most. An SVD of 27,000 × 1,280 features took
@@ -69,6 +72,7 @@ def stage2_layout() -> list[list]:
         ["declared_family_onehot", len(PLATFORM_FAMILIES)],
         ["comparisons", N_COMPARISONS],
         ["image_statistics", N_STATS],
+        ["border_composition", BORDER_DIM],
         ["phase1_evidence", len(PLATFORM_FAMILIES) + 1],
     ]
 
@@ -231,8 +235,13 @@ def comparison_features(
     return result
 
 
+def border_columns(features: np.ndarray) -> np.ndarray:
+    """Return the border composition at the end of image features (see coverpick.vision.stats.border_composition)."""
+    return np.asarray(features, dtype=np.float32)[:, -BORDER_DIM:]
+
+
 def _profile_summary(profile: np.ndarray) -> np.ndarray:
-    """Mean of each profile measure over the EDGE_ROWS outermost rows and over the rest, at the top and at the bottom."""
+    """Mean of each strip-profile measure over the EDGE_ROWS outermost rows and over the rest, at the top and at the bottom."""
     rows = profile.reshape(len(profile), 2, PROFILE_ROWS, len(MEASURES))
     edge = rows[:, :, :EDGE_ROWS, :].mean(axis=2).reshape(len(profile), -1)
     inner = rows[:, :, EDGE_ROWS:, :].mean(axis=2).reshape(len(profile), -1)
@@ -263,7 +272,7 @@ def sibling_contrast(
         bands = _unit_rows(features[:, full_dim:bands_end] - space.bands_mean)
         contrast[with_sibling, 0] = (bands[with_sibling] * bands[other]).sum(axis=1)
     if full_dim > 0 and features.shape[1] == len(VIEWS) * full_dim + PROFILE_DIM:
-        summary = _profile_summary(features[:, -PROFILE_DIM:])
+        summary = _profile_summary(features[:, -PROFILE_DIM : -PROFILE_DIM + STRIP_DIM])
         contrast[with_sibling, 1 : 1 + N_PROFILE_SUMMARY] = summary[with_sibling] - summary[other]
     if stats is not None:
         stats = np.asarray(stats, dtype=np.float32).reshape(len(features), N_STATS)
@@ -286,10 +295,12 @@ def stage2_inputs(
     families: list[str],
     comparisons: np.ndarray,
     stats: np.ndarray,
+    border: np.ndarray,
     phase1: np.ndarray,
 ) -> np.ndarray:
     """Concatenate the second stage's inputs in layout order.
 
+    ``border`` is ``border_columns`` of the covers' image features.
     ``phase1`` is ``phase1_onehot`` of the covers; the last column added from it
     is phase 1's confidence in the declared family minus its confidence in any other.
     """
@@ -305,6 +316,7 @@ def stage2_inputs(
             onehot,
             np.asarray(comparisons, dtype=np.float32),
             np.asarray(stats, dtype=np.float32).reshape(len(families), N_STATS),
+            np.asarray(border, dtype=np.float32).reshape(len(families), BORDER_DIM),
             phase1,
             agreement,
         ],

@@ -23,6 +23,7 @@ from coverpick.model import dataset
 from coverpick.model.heads import META_FILE, WEIGHTS_FILE, MLP, HeadSet
 from coverpick.model.inputs import (
     LAYOUT_VERSION,
+    border_columns,
     comparison_features,
     fit_similarity_space,
     full_view_dim,
@@ -253,7 +254,13 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     similarity = fit_similarity_space(arrays.features[at], full_view_dim(arrays.features.shape[1]))
     comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids, similarity, arrays.stats)[at]
     x_stage2 = stage2_inputs(
-        quality_oof, platform_oof, [arrays.families[i] for i in at], comparisons, arrays.stats[at], arrays.phase1[at]
+        quality_oof,
+        platform_oof,
+        [arrays.families[i] for i in at],
+        comparisons,
+        arrays.stats[at],
+        border_columns(arrays.features[at]),
+        arrays.phase1[at],
     )
     targets = data.targets[subset]
     stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)

@@ -56,6 +56,16 @@ CUT_CORNER_CONTRAST = 60
 
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
+# What each side's border band is made of (see border_composition).
+BORDER_SIDES = ("top", "bottom", "left", "right")
+BORDER_MEASURES = ("transparent", "dark", "white", "flat", "chroma")
+BORDER_DIM = len(BORDER_SIDES) * len(BORDER_MEASURES)
+# An opaque pixel whose brightest channel is below 48 counts as near-black.
+NEAR_BLACK_MAX = 47
+# A pixel is part of a band's flat background when every channel is within
+# this distance of the median colour of the band's opaque pixels.
+BAND_FLAT_TOLERANCE = 20
+
 
 def image_statistics(img_rgba: Image.Image, natural_size: tuple[int, int]) -> np.ndarray:
     """Compute the statistics named in STAT_NAMES, in that order, as float32.
@@ -106,6 +116,38 @@ def border_whiteness(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[float, 
     band = BORDER_BAND
     bands = (mask[:band], mask[-band:], mask[:, :band], mask[:, -band:])
     return tuple(np.count_nonzero(part) / part.size for part in bands)
+
+
+def border_composition(img_rgba: Image.Image) -> np.ndarray:
+    """Return what the top, bottom, left and right border bands are made of, as BORDER_DIM float32 values.
+
+    For each side's BORDER_BAND band of the 96x96 grid, in BORDER_SIDES order,
+    the values follow BORDER_MEASURES: the transparent share, the share of
+    opaque near-black pixels, the share of opaque near-white pixels, the share
+    of pixels close to the median colour of the band's opaque pixels, and
+    that median colour's chroma (its largest channel minus its smallest, over
+    255). border_white counts transparent pixels as white, so white padding
+    and a transparent canvas give the same statistics; these measures tell
+    the two apart, and tell a black or coloured canvas from both.
+    """
+    rgb, alpha = resample_grid(img_rgba)
+    band = BORDER_BAND
+    values = []
+    for part in (np.s_[:band, :], np.s_[-band:, :], np.s_[:, :band], np.s_[:, -band:]):
+        pixels = rgb[part].reshape(-1, 3).astype(np.int16)
+        clear = (alpha[part].ravel() <= TRANSPARENT_ALPHA_MAX) if alpha is not None else np.zeros(len(pixels), dtype=bool)
+        opaque = ~clear
+        dark = opaque & (pixels.max(axis=1) <= NEAR_BLACK_MAX)
+        white = opaque & (pixels.min(axis=1) >= NEAR_WHITE_MIN)
+        if opaque.any():
+            median = np.median(pixels[opaque], axis=0)
+            flat = opaque & (np.abs(pixels - median).max(axis=1) <= BAND_FLAT_TOLERANCE)
+            chroma = float(median.max() - median.min()) / 255.0
+        else:
+            flat, chroma = opaque, 0.0
+        count = len(pixels)
+        values += [clear.sum() / count, dark.sum() / count, white.sum() / count, flat.sum() / count, chroma]
+    return np.asarray(values, dtype=np.float32)
 
 
 def corner_background(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[float, float, float, float]:
