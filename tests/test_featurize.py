@@ -76,6 +76,36 @@ def test_to_input_array_is_normalised_letterbox():
     assert np.array_equal(array, normalise(np.asarray(view_image(image, "full"))[None])[0])
 
 
+def striped_cover(width: int, height: int, top_rows: int, bottom_rows: int) -> Image.Image:
+    """A grey cover with a red band of ``top_rows`` at the top and a blue band of ``bottom_rows`` at the bottom."""
+    cover = Image.new("RGB", (width, height), (128, 128, 128))
+    cover.paste((220, 20, 20), (0, 0, width, top_rows))
+    cover.paste((20, 20, 220), (0, height - bottom_rows, width, height))
+    return cover
+
+
+def test_bands_view_stacks_the_top_and_bottom_bands():
+    view = np.asarray(view_image(striped_cover(300, 500, 110, 110), "bands")).astype(int)
+
+    assert view.shape == (224, 224, 3)
+    # Each band is 22 % of 500 rows, so 110 rows of red, then 110 of blue, fill the view.
+    assert (np.abs(view[:112] - (220, 20, 20)).max(axis=2) <= 2).mean() > 0.97
+    assert (np.abs(view[112:] - (20, 20, 220)).max(axis=2) <= 2).mean() > 0.97
+
+
+def test_top_view_fills_the_input_with_the_top_strip():
+    # A 30-row banner on a 500-row cover fills half of the top view (12 % of 500 is 60 rows).
+    view = np.asarray(view_image(striped_cover(300, 500, 30, 100), "top")).astype(int)
+
+    assert view.shape == (224, 224, 3)
+    red = np.abs(view - (220, 20, 20)).max(axis=2) <= 2
+    grey = np.abs(view - (128, 128, 128)).max(axis=2) <= 2
+    assert red[:108].mean() > 0.98
+    assert grey[116:].mean() > 0.98
+    # The bottom band is not in the top view.
+    assert not (np.abs(view - (20, 20, 220)).max(axis=2) <= 40).any()
+
+
 def test_view_image_unknown_view():
     with pytest.raises(ValueError, match="Unknown view 'middle'"):
         view_image(Image.new("RGB", (10, 10)), "middle")

@@ -1,7 +1,7 @@
 """Head input layouts, shared by training and inference (numpy only).
 
 Image features are the backbone's pooled features of each view of the cover
-(the letterboxed full cover, then the top-and-bottom bands), concatenated,
+(the letterboxed full cover, the top and bottom bands, the top strip), concatenated,
 followed by the cover's profile (coverpick.vision.profile: the strip profile,
 then the border composition).
 

@@ -15,7 +15,7 @@ MEAN = np.array([0.5, 0.5, 0.5], dtype=np.float32)
 STD = np.array([0.5, 0.5, 0.5], dtype=np.float32)
 PAD_COLOUR = (255, 255, 255)
 # Backbone views of each cover, in the order their features are concatenated.
-VIEWS = ("full", "bands")
+VIEWS = ("full", "bands", "top")
 
 
 def letterbox(img: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
@@ -79,15 +79,37 @@ def bands_view(img: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
     return canvas
 
 
+# The top view's share of the cover's height. Console banners and
+# "available on" strips fill the top 5 to 12 % of a box front.
+TOP_SHARE = 0.12
+
+
+def top_view(img: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
+    """Return the top TOP_SHARE of the cover stretched to size×size.
+
+    In the bands view a console banner gets about a quarter of the input's
+    height, too little for its wordmark. This view gives it all of it. Under
+    cross-validation by game on the sample catalogue it raised platform
+    accuracy from 0.80 to 0.85 at 90 % coverage, and multi_platform, gkc and
+    ciab recall with it.
+    """
+    rgb = img.convert("RGB") if img.mode != "RGB" else img
+    width, height = rgb.size
+    strip = rgb.crop((0, 0, width, max(1, round(height * TOP_SHARE))))
+    return strip.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
 def view_image(img: Image.Image, view: str) -> Image.Image:
-    """Return one view of the RGB cover: "full" (letterboxed) or "bands"."""
+    """Return one view of the RGB cover: "full" (letterboxed), "bands" or "top"."""
     if view == "full":
         return letterbox(img)
     if view == "bands":
         return bands_view(img)
+    if view == "top":
+        return top_view(img)
     raise ValueError(f"Unknown view {view!r}; valid views are {', '.join(VIEWS)}.")
 
 
 def to_view_arrays(img: Image.Image, views: tuple[str, ...]) -> list[np.ndarray]:
-    """Normalised CHW arrays for each requested view of one cover ("full" or "bands")."""
+    """Normalised CHW arrays for each requested view of one cover (names from VIEWS)."""
     return [normalise(np.asarray(view_image(img, view))[None])[0] for view in views]
