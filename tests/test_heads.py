@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
-from coverpick.model.heads import CheckpointMismatch, check_meta, decide
+from coverpick.model.heads import MLP, CheckpointMismatch, HeadSet, check_meta, decide
 from coverpick.model.inputs import (
     LAYOUT_VERSION,
     comparison_features,
     fit_similarity_space,
     game_prototypes,
     platform_layout,
+    platform_stage2_inputs,
+    platform_stage2_layout,
     quality_layout,
     stage2_layout,
 )
@@ -64,6 +66,7 @@ def valid_meta(dim=8):
         "views": list(VIEWS),
         "strip_profile": PROFILE_VERSION,
         "stage2_layout": json.loads(json.dumps(stage2_layout())),
+        "platform_stage2_layout": json.loads(json.dumps(platform_stage2_layout())),
         "classes": list(LABEL_CLASSES),
         "platform_families": list(PLATFORM_FAMILIES),
         "layout_version": LAYOUT_VERSION,
@@ -115,6 +118,7 @@ def test_check_meta_skips_precision_when_not_given():
         (lambda m: m.update(views=["full"]), "backbone views"),
         (lambda m: m.pop("strip_profile"), "strip profile"),
         (lambda m: m.update(stage2_layout=[["comparisons", 5]]), "second-stage input layout"),
+        (lambda m: m.update(platform_stage2_layout=[["platform_log_probs", 4]]), "platform second-stage input layout"),
     ],
 )
 def test_check_meta_names_each_difference(change, fragment):
@@ -123,6 +127,48 @@ def test_check_meta_names_each_difference(change, fragment):
     with pytest.raises(CheckpointMismatch) as caught:
         check_meta(meta, "efficientnet_lite0")
     assert fragment in str(caught.value)
+
+
+def linear_mlp(weights: np.ndarray, bias: np.ndarray | None = None) -> MLP:
+    """An MLP whose ReLU layer passes its (non-negative) inputs through unchanged, so its logits are ``weights @ x``."""
+    width = weights.shape[1]
+    return MLP(
+        mean=np.zeros(width, dtype=np.float32),
+        std=np.ones(width, dtype=np.float32),
+        w1=np.eye(width, dtype=np.float32),
+        b1=np.zeros(width, dtype=np.float32),
+        w2=weights.astype(np.float32),
+        b2=np.zeros(len(weights), dtype=np.float32) if bias is None else bias.astype(np.float32),
+    )
+
+
+def test_platform_stage2_reads_phase1_and_the_platform_head():
+    dim = 6
+    features = np.abs(np.random.default_rng(1).normal(size=(2, dim))).astype(np.float32)
+    quality = linear_mlp(np.zeros((len(LABEL_CLASSES), sum(w for _, w in quality_layout(dim)))))
+    # A platform head that leans to nintendo for every cover.
+    platform = linear_mlp(np.zeros((len(PLATFORM_FAMILIES), dim)), np.array([2.0, 0.0, 0.0, 0.0]))
+    width = sum(w for _, w in platform_stage2_layout())
+    # A second stage that adds phase 1's one-hot evidence, three times over, to the head's log-probabilities.
+    weights = np.zeros((len(PLATFORM_FAMILIES), width))
+    weights[:, : len(PLATFORM_FAMILIES)] = np.eye(len(PLATFORM_FAMILIES))
+    weights[:, len(PLATFORM_FAMILIES) : 2 * len(PLATFORM_FAMILIES)] = 3.0 * np.eye(len(PLATFORM_FAMILIES))
+    # Log-probabilities are negative. Standardising them with a mean of -10
+    # lifts them above zero, so the ReLU passes them, and adds 10 to every logit alike.
+    fused = linear_mlp(weights)
+    fused.mean = np.concatenate([np.full(len(PLATFORM_FAMILIES), -10.0), np.zeros(width - len(PLATFORM_FAMILIES))]).astype(np.float32)
+    phase1 = np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.9, 0.0]], dtype=np.float32)
+    families, games, editions, stats = ["nintendo", "xbox"], ["g1", "g2"], ["e1", "e2"], np.zeros((2, 10), np.float32)
+
+    _, alone = HeadSet(quality, platform, None).predict(features, families, games, editions, stats, phase1)
+    _, together = HeadSet(quality, platform, None, platform_stage2=fused).predict(features, families, games, editions, stats, phase1)
+
+    assert alone.argmax(axis=1).tolist() == [0, 0]
+    # Without a phase-1 call the head's lean stands; phase 1's confident xbox call outweighs it.
+    assert together.argmax(axis=1).tolist() == [0, 2]
+    expected = platform_stage2_inputs(alone, phase1)
+    assert expected.shape == (2, width)
+    assert expected[1, -1] == pytest.approx(0.9)
 
 
 def test_prototype_excludes_same_edition_and_is_zero_without_other_editions():

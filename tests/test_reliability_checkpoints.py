@@ -17,7 +17,14 @@ from coverpick import conf
 from coverpick.catalogue.models import AuditEvent, ClassifierVersion
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.model.heads import META_FILE, MLP, WEIGHTS_FILE, CheckpointMismatch, HeadSet, load_heads
-from coverpick.model.inputs import LAYOUT_VERSION, fit_similarity_space, platform_layout, quality_layout, stage2_layout
+from coverpick.model.inputs import (
+    LAYOUT_VERSION,
+    fit_similarity_space,
+    platform_layout,
+    platform_stage2_layout,
+    quality_layout,
+    stage2_layout,
+)
 from coverpick.model.versions import activate_version, active_heads_version, load_active_heads, register_version
 from coverpick.vision import extract
 from coverpick.vision.extract import BackboneExportError
@@ -53,6 +60,7 @@ def random_heads(seed: int = 0) -> HeadSet:
         platform=random_mlp(rng, FEATURE_DIM, len(PLATFORM_FAMILIES)),
         stage2=random_mlp(rng, stage2_inputs, len(LABEL_CLASSES)),
         similarity=fit_similarity_space(rng.normal(size=(20, FEATURE_DIM)).astype(np.float32), full_dim=FEATURE_DIM // 2),
+        platform_stage2=random_mlp(rng, sum(width for _, width in platform_stage2_layout()), len(PLATFORM_FAMILIES)),
     )
 
 
@@ -71,6 +79,7 @@ def checkpoint_meta(version: str) -> dict:
         "quality_layout": quality_layout(FEATURE_DIM),
         "platform_layout": platform_layout(FEATURE_DIM),
         "stage2_layout": stage2_layout(),
+        "platform_stage2_layout": platform_stage2_layout(),
         "thresholds": {"clean": conf.DEFAULT_CLEAN_THRESHOLD, "platform": conf.DEFAULT_PLATFORM_THRESHOLD},
         "metrics": {},
     }
@@ -129,6 +138,7 @@ def test_load_heads_returns_saved_weights(checkpoints):
     saved = random_heads(seed=3)
     folder = checkpoints(seed=3)
     loaded = load_heads(folder, BACKBONE)
+    assert any(name.startswith("platform_stage2_") for name in saved.arrays())
     for name, array in saved.arrays().items():
         assert np.array_equal(loaded.heads.arrays()[name], array), name
 

@@ -2,7 +2,7 @@
 
 A checkpoint folder holds ``meta.json`` (class list, backbone, views, input
 layouts, thresholds, label counts, metrics) and ``heads.npz`` (standardisation
-and the weights of the quality head, the platform head and the second stage).
+and the weights of the quality head, the platform head and the two second stages).
 Training also writes ``heads.pt`` with the same tensors for torch users;
 inference never reads it.
 """
@@ -26,6 +26,8 @@ from coverpick.model.inputs import (
     comparison_features,
     game_prototypes,
     platform_layout,
+    platform_stage2_inputs,
+    platform_stage2_layout,
     quality_inputs,
     quality_layout,
     stage2_inputs,
@@ -69,19 +71,20 @@ class MLP:
         return softmax(logits / self.temperature if calibrated else logits)
 
 
-HEAD_NAMES = ("quality", "platform", "stage2")
+HEAD_NAMES = ("quality", "platform", "stage2", "platform_stage2")
 ARRAY_NAMES = ("mean", "std", "w1", "b1", "w2", "b2")
 SIMILARITY_ARRAYS = ("mean", "components", "scale", "bands_mean")
 
 
 @dataclass
 class HeadSet:
-    """The quality head, the platform head, the second stage over both, and the space it compares covers in."""
+    """The quality and platform heads, the second stage of each, and the space the quality stage compares covers in."""
 
     quality: MLP
     platform: MLP
     stage2: MLP | None
     similarity: SimilaritySpace | None = None
+    platform_stage2: MLP | None = None
 
     def predict(self, features, families, game_ids, edition_ids, stats, phase1, rows=None) -> tuple[np.ndarray, np.ndarray]:
         """Return (quality probabilities, platform probabilities) for ``rows`` (default: all).
@@ -97,7 +100,10 @@ class HeadSet:
         # it reads those; temperatures apply to what is returned.
         quality_raw = self.quality.probabilities(x_quality, calibrated=self.stage2 is None)
         platform_raw = self.platform.probabilities(features[rows], calibrated=False)
-        platform = self.platform.probabilities(features[rows])
+        if self.platform_stage2 is None:
+            platform = self.platform.probabilities(features[rows])
+        else:
+            platform = self.platform_stage2.probabilities(platform_stage2_inputs(platform_raw, phase1[rows]))
         if self.stage2 is None:
             return quality_raw, platform
         comparisons = comparison_features(features, game_ids, edition_ids, self.similarity, stats)[rows]
@@ -180,6 +186,10 @@ def check_meta(meta: dict, backbone: str | None = None, precision: str | None = 
         problems.append(f"platform input layout {meta.get('platform_layout')} differs from {platform_layout(dim)}")
     if meta.get("stage2_layout") not in (None, stage2_layout()):
         problems.append(f"second-stage input layout {meta.get('stage2_layout')} differs from {stage2_layout()}")
+    if meta.get("platform_stage2_layout") not in (None, platform_stage2_layout()):
+        problems.append(
+            f"platform second-stage input layout {meta.get('platform_stage2_layout')} differs from {platform_stage2_layout()}"
+        )
     if meta.get("views") != list(VIEWS):
         problems.append(f"backbone views {meta.get('views')} differ from this code's {list(VIEWS)}")
     if meta.get("strip_profile") != PROFILE_VERSION:
@@ -244,7 +254,13 @@ def load_heads(folder: Path, backbone: str | None = None, precision: str | None 
             f"Checkpoint {meta.get('version', '?')} has a second stage but no similarity space in {WEIGHTS_FILE}. "
             "Retrain with `coverpick train`."
         )
-    heads = HeadSet(quality=loaded["quality"], platform=loaded["platform"], stage2=loaded.get("stage2"), similarity=similarity)
+    heads = HeadSet(
+        quality=loaded["quality"],
+        platform=loaded["platform"],
+        stage2=loaded.get("stage2"),
+        similarity=similarity,
+        platform_stage2=loaded.get("platform_stage2"),
+    )
     return Heads(meta=meta, heads=heads, folder=folder)
 
 

@@ -11,15 +11,17 @@ prototype (D: mean features of the covers of the game's other editions, zeros
 when there are none) and the 10 image statistics. The platform head reads the
 image features alone.
 
-The second stage reads a few strong inputs that would drown among thousands
-of feature dimensions: the quality head's log-probabilities, the platform
-head's probabilities and its probability of the declared family, the declared
-one-hot, the comparison scalars (similarity to the game's other covers) and
-the 10 statistics, the border composition, and the phase-1 heuristic's
-platform call. The comparison
-inputs include a contrast with the cover's nearest sibling (see
-``comparison_features``). A checkpoint stores the layouts it was trained with,
-and loading refuses layouts that differ from this module's.
+A platform second stage reads the platform head's log-probabilities and the
+phase-1 heuristic's call, both taken from the pixels alone.
+
+The quality second stage reads a few strong inputs that would drown among
+thousands of feature dimensions: the quality head's log-probabilities, the
+platform head's probabilities and its probability of the declared family,
+the declared one-hot, the comparison scalars (similarity to the game's other
+covers), the 10 statistics, the border composition, and the phase-1
+heuristic's platform call. The comparison inputs include a contrast with the
+cover's nearest sibling (see ``comparison_features``). A checkpoint stores
+the layouts it was trained with, and loading refuses layouts that differ from this module's.
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ def quality_layout(feature_dim: int) -> list[list]:
 
 def platform_layout(feature_dim: int) -> list[list]:
     return [["features", feature_dim]]
+
+
+def platform_stage2_layout() -> list[list]:
+    return [
+        ["platform_log_probs", len(PLATFORM_FAMILIES)],
+        ["phase1_evidence", len(PLATFORM_FAMILIES) + 1],
+    ]
 
 
 def stage2_layout() -> list[list]:
@@ -287,6 +296,19 @@ def phase1_onehot(results: list[dict | None]) -> np.ndarray:
         if result and result.get("family") in PLATFORM_FAMILIES:
             onehot[row, PLATFORM_FAMILIES.index(result["family"])] = float(result.get("confidence") or 0.0)
     return onehot
+
+
+def platform_stage2_inputs(platform_probs: np.ndarray, phase1: np.ndarray) -> np.ndarray:
+    """Concatenate the platform second stage's inputs in layout order.
+
+    ``phase1`` is ``phase1_onehot`` of the covers; the last column is its
+    largest value, phase 1's confidence in whatever family it called.
+    """
+    phase1 = np.asarray(phase1, dtype=np.float32)
+    return np.concatenate(
+        [np.log(np.asarray(platform_probs, dtype=np.float32) + 1e-4), phase1, phase1.max(axis=1, keepdims=True)],
+        axis=1,
+    )
 
 
 def stage2_inputs(

@@ -29,6 +29,8 @@ from coverpick.model.inputs import (
     full_view_dim,
     game_prototypes,
     platform_layout,
+    platform_stage2_inputs,
+    platform_stage2_layout,
     quality_inputs,
     quality_layout,
     stage2_inputs,
@@ -224,7 +226,7 @@ def _fit_first_stage(data: TrainingData, subset: np.ndarray, seed: int) -> tuple
 
 
 def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
-    """Fit both heads on ``subset`` (training-row indices), then the second stage on their out-of-fold outputs.
+    """Fit both heads on ``subset`` (training-row indices), then the second stages on their out-of-fold outputs.
 
     The second stage must see first-stage outputs for covers the first stage
     did not train on, or it would learn to trust overfitted probabilities. So
@@ -264,7 +266,17 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     )
     targets = data.targets[subset]
     stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)
-    return HeadSet(quality, platform, stage2, similarity)
+    return HeadSet(quality, platform, stage2, similarity, _fit_platform_stage2(data, subset, platform_oof, seed))
+
+
+def _fit_platform_stage2(data: TrainingData, subset: np.ndarray, platform_oof: np.ndarray, seed: int) -> MLP | None:
+    """Fit the platform second stage on out-of-fold platform probabilities and phase 1, or None without targets of two families."""
+    known = data.platform_targets[subset] >= 0
+    if len(set(data.platform_targets[subset][known].tolist())) < 2:
+        return None
+    x = platform_stage2_inputs(platform_oof[known], data.catalogue.phase1[data.rows[subset][known]])
+    onehot = np.eye(len(PLATFORM_FAMILIES), dtype=np.float32)[data.platform_targets[subset][known]]
+    return fit_mlp(x, onehot, class_weights(onehot), seed)
 
 
 def predict_rows(heads: HeadSet, data: TrainingData, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -380,6 +392,7 @@ def train(backbone_id: str | None = None, *, activate: bool = False, seed: int =
         "quality_layout": quality_layout(data.feature_dim),
         "platform_layout": platform_layout(data.feature_dim),
         "stage2_layout": stage2_layout() if heads.stage2 is not None else None,
+        "platform_stage2_layout": platform_stage2_layout() if heads.platform_stage2 is not None else None,
         "thresholds": {"clean": conf.clean_threshold(), "platform": conf.platform_threshold()},
         "label_counts": dict(sorted(label_counts.items())),
         "metrics": metrics,

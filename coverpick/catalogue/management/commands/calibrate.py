@@ -46,11 +46,12 @@ class Command(BaseCommand):
             self.stdout.write("Nothing saved (pass --apply to save a calibrated version).")
             return
         final = "stage2" if heads.heads.stage2 is not None else "quality"
+        final_platform = "platform_stage2" if heads.heads.platform_stage2 is not None else "platform"
         derived = derive_version(
             version,
             "cal",
             {
-                "temperature": {final: result.quality_temperature, "platform": result.platform_temperature},
+                "temperature": {final: result.quality_temperature, final_platform: result.platform_temperature},
                 "thresholds": {"clean": result.clean_threshold, "platform": result.platform_threshold},
                 "calibration": asdict(result) | {"clean_precision": clean_precision, "platform_accuracy": platform_accuracy},
             },
