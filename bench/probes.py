@@ -78,14 +78,15 @@ def probe_backbone(args) -> dict:
     from coverpick.covers.decode import decode_image, to_rgb_on_white
     from coverpick.model.featurize import BATCH_SIZE
     from coverpick.vision.extract import FeatureExtractor
-    from coverpick.vision.presets import INPUT_SIZE, VIEWS, normalise, view_image
+    from coverpick.vision.presets import INPUT_SIZE, VIEWS, content_crop, normalise, view_image
 
     pixels = {view: [] for view in VIEWS}
     for path in sample_store_files(args.covers, args.seed):
         image, _info = decode_image(path.read_bytes(), draft_size=(INPUT_SIZE, INPUT_SIZE))
         rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
+        content = content_crop(rgb)
         for view in VIEWS:
-            pixels[view].append(np.asarray(view_image(rgb, view)))
+            pixels[view].append(np.asarray(view_image(rgb, view, content)))
     covers = len(pixels[VIEWS[0]])
     batches = [
         normalise(np.stack(pixels[view][start : start + BATCH_SIZE]))

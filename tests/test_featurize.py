@@ -15,7 +15,7 @@ from coverpick.covers.store import store_image
 from coverpick.model import featurize as featurize_module
 from coverpick.model.featurize import cache_for, featurize
 from coverpick.vision.phase1 import detect_platform
-from coverpick.vision.presets import MEAN, STD, VIEWS, normalise, to_input_array, view_image
+from coverpick.vision.presets import MEAN, STD, VIEWS, content_box, content_crop, normalise, to_input_array, view_image
 from coverpick.vision.stats import image_statistics
 from tests.conftest import SHARED
 
@@ -84,7 +84,7 @@ def striped_cover(width: int, height: int, top_rows: int, bottom_rows: int) -> I
     return cover
 
 
-def test_bands_view_stacks_the_top_and_bottom_bands():
+def test_bands_view_stacks_both_bands():
     view = np.asarray(view_image(striped_cover(300, 500, 110, 110), "bands")).astype(int)
 
     assert view.shape == (224, 224, 3)
@@ -93,7 +93,7 @@ def test_bands_view_stacks_the_top_and_bottom_bands():
     assert (np.abs(view[112:] - (20, 20, 220)).max(axis=2) <= 2).mean() > 0.97
 
 
-def test_top_view_fills_the_input_with_the_top_strip():
+def test_top_view_shows_top_strip():
     # A 30-row banner on a 500-row cover fills half of the top view (12 % of 500 is 60 rows).
     view = np.asarray(view_image(striped_cover(300, 500, 30, 100), "top")).astype(int)
 
@@ -104,6 +104,56 @@ def test_top_view_fills_the_input_with_the_top_strip():
     assert grey[116:].mean() > 0.98
     # The bottom band is not in the top view.
     assert not (np.abs(view - (20, 20, 220)).max(axis=2) <= 40).any()
+
+
+def real_clean_cover() -> Image.Image:
+    path = CATALOGUE / "images" / "boxhaus" / "0002.jpg"  # a clean, full-bleed Wii U scan
+    if not path.is_file():
+        pytest.skip(f"sample catalogue image {path} is not available")
+    return Image.open(path).convert("RGB")
+
+
+@pytest.mark.parametrize("canvas", [(255, 255, 255), (0, 0, 0), (40, 160, 90)])
+def test_content_box_on_flat_canvas(canvas):
+    cover = real_clean_cover()
+    padded = Image.new("RGB", (cover.width + 200, cover.height + 120), canvas)
+    padded.paste(cover, (150, 40))
+
+    box = content_box(padded)
+
+    # The box is found on a 96-pixel grid, so each side may be off by a grid step.
+    step_x, step_y = padded.width / 96 + 1, padded.height / 96 + 1
+    expected = (150, 40, 150 + cover.width, 40 + cover.height)
+    assert box is not None
+    assert all(abs(got - want) <= step for got, want, step in zip(box, expected, (step_x, step_y, step_x, step_y)))
+    assert content_box(cover) is None
+
+
+def test_top_view_ignores_padding():
+    cover = real_clean_cover()
+    padded = Image.new("RGB", (cover.width * 2, cover.height + 300), (255, 255, 255))
+    padded.paste(cover, (cover.width // 2, 150))
+
+    plain = np.asarray(view_image(cover, "top")).astype(np.float32)
+    cut = np.asarray(view_image(padded, "top")).astype(np.float32)
+    uncut = np.asarray(view_image(padded, "top", content=padded)).astype(np.float32)
+
+    assert np.abs(cut - plain).mean() < 12
+    assert np.abs(uncut - plain).mean() > 3 * np.abs(cut - plain).mean()
+    assert np.array_equal(np.asarray(view_image(padded, "full")), np.asarray(view_image(padded, "full", content=cover)))
+
+
+def test_content_box_keeps_wordmark_banner():
+    cover = real_clean_cover()
+    # A white banner across the top and white down both sides, as on some handheld cases.
+    framed = Image.new("RGB", (cover.width + 40, cover.height + 90), (255, 255, 255))
+    framed.paste(cover, (20, 90))
+    ImageDraw.Draw(framed).rectangle((30, 30, framed.width - 30, 60), fill=(20, 20, 20))
+
+    box = content_box(framed)
+
+    assert box is not None and box[1] <= 30
+    assert content_crop(framed).height >= framed.height - 32
 
 
 def test_view_image_unknown_view():

@@ -16,7 +16,7 @@ from coverpick.model.inputs import (
     quality_layout,
     stage2_layout,
 )
-from coverpick.vision.presets import VIEWS
+from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
 
 
@@ -63,7 +63,7 @@ def valid_meta(dim=8):
         "backbone": "efficientnet_lite0",
         "backbone_precision": "fp32",
         "feature_dim": dim,
-        "views": list(VIEWS),
+        "views": [view_id(view) for view in VIEWS],
         "strip_profile": PROFILE_VERSION,
         "stage2_layout": json.loads(json.dumps(stage2_layout())),
         "platform_stage2_layout": json.loads(json.dumps(platform_stage2_layout())),
@@ -116,6 +116,8 @@ def test_check_meta_skips_precision_when_not_given():
         (lambda m: m.update(quality_layout=[["features", 8]]), "quality input layout"),
         (lambda m: m.update(layout_version=0), "quality input layout"),
         (lambda m: m.update(views=["full"]), "backbone views"),
+        # Heads trained on the bands view before it cut the padding.
+        (lambda m: m.update(views=["full", "bands", "top-v2"]), "backbone views"),
         (lambda m: m.pop("strip_profile"), "strip profile"),
         (lambda m: m.update(stage2_layout=[["comparisons", 5]]), "second-stage input layout"),
         (lambda m: m.update(platform_stage2_layout=[["platform_log_probs", 4]]), "platform second-stage input layout"),
@@ -142,7 +144,7 @@ def linear_mlp(weights: np.ndarray, bias: np.ndarray | None = None) -> MLP:
     )
 
 
-def test_platform_stage2_reads_phase1_and_the_platform_head():
+def test_platform_stage2_reads_phase1():
     dim = 6
     features = np.abs(np.random.default_rng(1).normal(size=(2, dim))).astype(np.float32)
     quality = linear_mlp(np.zeros((len(LABEL_CLASSES), sum(w for _, w in quality_layout(dim)))))
@@ -164,7 +166,7 @@ def test_platform_stage2_reads_phase1_and_the_platform_head():
     _, together = HeadSet(quality, platform, None, platform_stage2=fused).predict(features, families, games, editions, stats, phase1)
 
     assert alone.argmax(axis=1).tolist() == [0, 0]
-    # Without a phase-1 call the head's lean stands; phase 1's confident xbox call outweighs it.
+    # Without a phase-1 call the head's lean wins; phase 1's confident xbox call outweighs it.
     assert together.argmax(axis=1).tolist() == [0, 2]
     expected = platform_stage2_inputs(alone, phase1)
     assert expected.shape == (2, width)

@@ -28,7 +28,7 @@ from coverpick.model.inputs import (
 from coverpick.model.versions import activate_version, active_heads_version, load_active_heads, register_version
 from coverpick.vision import extract
 from coverpick.vision.extract import BackboneExportError
-from coverpick.vision.presets import VIEWS
+from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
 
 torch = pytest.importorskip("torch", reason="save_checkpoint writes heads.pt with torch (pip install 'coverpick[train]')")
@@ -70,7 +70,7 @@ def checkpoint_meta(version: str) -> dict:
         "version": version,
         "backbone": BACKBONE,
         "backbone_precision": "fp32",
-        "views": list(VIEWS),
+        "views": [view_id(view) for view in VIEWS],
         "strip_profile": PROFILE_VERSION,
         "feature_dim": FEATURE_DIM,
         "classes": list(LABEL_CLASSES),

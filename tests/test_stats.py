@@ -97,7 +97,7 @@ def composition(img: Image.Image, measure: str) -> list[float]:
     return [round(float(v), 3) for v in values[:, BORDER_MEASURES.index(measure)]]
 
 
-def test_border_composition_tells_white_from_transparent_and_black():
+def test_border_composition_white_transparent_black():
     cover = noise_rgba(300, 400)
     white = on_canvas(cover, (400, 500), (255, 255, 255, 255))
     clear = on_canvas(cover, (400, 500), (0, 0, 0, 0))
@@ -107,13 +107,17 @@ def test_border_composition_tells_white_from_transparent_and_black():
     assert border_composition(white).dtype == np.float32
     # border_white cannot tell the first two apart; the composition can.
     assert image_statistics(white, white.size)[BORDERS].tolist() == image_statistics(clear, clear.size)[BORDERS].tolist()
-    assert composition(white, "white") == [1.0] * 4 and composition(white, "transparent") == [0.0] * 4
-    assert composition(clear, "transparent") == [1.0] * 4 and composition(clear, "white") == [0.0] * 4
-    assert composition(black, "dark") == [1.0] * 4 and composition(black, "white") == [0.0] * 4
-    assert composition(black, "flat") == [1.0] * 4 and composition(black, "chroma") == [0.0] * 4
+    assert composition(white, "white") == [1.0] * 4
+    assert composition(white, "transparent") == [0.0] * 4
+    assert composition(clear, "transparent") == [1.0] * 4
+    assert composition(clear, "white") == [0.0] * 4
+    assert composition(black, "dark") == [1.0] * 4
+    assert composition(black, "white") == [0.0] * 4
+    assert composition(black, "flat") == [1.0] * 4
+    assert composition(black, "chroma") == [0.0] * 4
 
 
-def test_border_composition_of_coloured_canvas_and_full_bleed():
+def test_border_composition_coloured_and_full_bleed():
     coloured = on_canvas(noise_rgba(300, 400), (400, 500), (200, 40, 160, 255))
     bleed = noise_rgba(300, 400, seed=3)
 
@@ -126,7 +130,7 @@ def test_border_composition_of_coloured_canvas_and_full_bleed():
     assert max(composition(bleed, "flat")) < 0.2
 
 
-def test_border_composition_ignores_colour_under_transparency():
+def test_border_composition_ignores_hidden_colour():
     clear = on_canvas(noise_rgba(300, 400), (400, 500), (255, 0, 0, 0))
     also_clear = on_canvas(noise_rgba(300, 400), (400, 500), (0, 255, 0, 0))
 
@@ -297,7 +301,7 @@ def test_catalogue_statistics_in_range(catalogue_statistics):
     assert values[:, LOG10_LAPLACIAN].min() >= 0.0
 
 
-def test_border_composition_separates_bad_background_from_margins(catalogue_statistics):
+def test_border_composition_separates_background_classes(catalogue_statistics):
     values, labels = catalogue_statistics
     sides = values[:, len(STAT_NAMES) :].reshape(len(values), len(BORDER_SIDES), len(BORDER_MEASURES))
     white = sides[:, :, BORDER_MEASURES.index("white")].mean(axis=1)

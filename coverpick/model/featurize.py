@@ -22,7 +22,7 @@ from coverpick.covers.decode import ImageDecodeError, ImageInfo, decode_image, t
 from coverpick.covers.store import read_bytes
 from coverpick.vision.extract import FeatureCache, FeatureExtractor
 from coverpick.vision.phase1 import detect_platform
-from coverpick.vision.presets import INPUT_SIZE, VIEWS, normalise, view_image
+from coverpick.vision.presets import INPUT_SIZE, VIEWS, content_crop, normalise, view_id, view_image
 from coverpick.vision.profile import PROFILE_DIM, PROFILE_VERSION, cover_profile
 from coverpick.vision.stats import image_statistics
 
@@ -32,7 +32,7 @@ BATCH_SIZE = 32
 
 
 def cache_for(backbone_id: str, view: str) -> FeatureCache:
-    return FeatureCache(backbone_id if view == "full" else f"{backbone_id}.{view}")
+    return FeatureCache(backbone_id if view == "full" else f"{backbone_id}.{view_id(view)}")
 
 
 def profile_cache() -> FeatureCache:
@@ -113,8 +113,9 @@ def _featurize_chunk(chunk: list[CoverImage], caches: list[FeatureCache], extrac
         if cover.sha256 not in profiles:
             profiles.put(cover.sha256, cover_profile(image, rgb))
         if any(cover.sha256 not in cache for cache in caches):
+            content = content_crop(rgb)
             for view in VIEWS:
-                pixels[view].append(np.asarray(view_image(rgb, view)))
+                pixels[view].append(np.asarray(view_image(rgb, view, content)))
             decoded.append(cover)
         else:
             summary.cached += 1

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
-from coverpick.vision.presets import VIEWS
+from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
 from coverpick.model.inputs import (
     LAYOUT_VERSION,
@@ -190,8 +190,9 @@ def check_meta(meta: dict, backbone: str | None = None, precision: str | None = 
         problems.append(
             f"platform second-stage input layout {meta.get('platform_stage2_layout')} differs from {platform_stage2_layout()}"
         )
-    if meta.get("views") != list(VIEWS):
-        problems.append(f"backbone views {meta.get('views')} differ from this code's {list(VIEWS)}")
+    views = [view_id(view) for view in VIEWS]
+    if meta.get("views") != views:
+        problems.append(f"backbone views {meta.get('views')} differ from this code's {views}")
     if meta.get("strip_profile") != PROFILE_VERSION:
         problems.append(f"strip profile {meta.get('strip_profile')!r} differs from this code's {PROFILE_VERSION!r}")
     if backbone is not None and meta.get("backbone") != backbone:

