@@ -81,10 +81,57 @@ def cross_validate(
                 "quality": predictions[i].quality,
                 "clean_probability": float(quality_probs[i, LABEL_CLASSES.index("clean")]),
                 "platform": predictions[i].platform,
+                "platform_guess": PLATFORM_FAMILIES[int(platform_probs[i].argmax())],
+                "platform_confidence": float(platform_probs[i].max()),
                 "pixels": (pixels[listing_id] or 0) * (heights[listing_id] or 0),
             }
         )
     return summarise(records, folds)
+
+
+# The quality goals' operating points: clean recall where at most this share
+# of defect covers is called clean, and platform accuracy where the platform
+# verdict answers for this share of covers.
+DEFECT_SHARE_GOAL = 0.05
+PLATFORM_COVERAGE_GOAL = 0.90
+
+
+def clean_recall_at(records: list[dict], defect_share: float = DEFECT_SHARE_GOAL) -> dict:
+    """Return the lowest clean threshold that calls at most ``defect_share`` of the defect covers clean, and its clean recall.
+
+    A cover counts as called clean when clean is its argmax (a verdict of
+    clean or unknown) and its probability of clean reaches the threshold.
+    Recall is over the listings whose reference labels include clean.
+    """
+    scores = np.array([r["clean_probability"] if r["quality"] in ("clean", UNKNOWN) else -1.0 for r in records])
+    is_clean = np.array(["clean" in r["labels"] for r in records])
+    if not is_clean.any() or is_clean.all():
+        return {"threshold": None, "recall": None, "defects_called_clean": None}
+    for threshold in np.unique(scores[scores >= 0.0]):
+        called = scores >= threshold
+        share = float(called[~is_clean].mean())
+        if share <= defect_share:
+            return {
+                "threshold": round(float(threshold), 4),
+                "recall": round(float(called[is_clean].mean()), 4),
+                "defects_called_clean": round(share, 4),
+            }
+    return {"threshold": None, "recall": 0.0, "defects_called_clean": 0.0}
+
+
+def platform_accuracy_at(records: list[dict], coverage: float = PLATFORM_COVERAGE_GOAL) -> dict:
+    """Return the platform accuracy on the ``coverage`` share of covers where the platform output is most confident."""
+    rows = [r for r in records if r["image_family"] in PLATFORM_FAMILIES]
+    if not rows:
+        return {"threshold": None, "accuracy": None, "coverage": None}
+    rows.sort(key=lambda r: r["platform_confidence"], reverse=True)
+    answered = rows[: max(1, round(coverage * len(rows)))]
+    correct = sum(1 for r in answered if r["platform_guess"] == r["image_family"])
+    return {
+        "threshold": round(answered[-1]["platform_confidence"], 4),
+        "accuracy": round(correct / len(answered), 4),
+        "coverage": round(len(answered) / len(rows), 4),
+    }
 
 
 def _recall(rows: list[dict], name: str) -> tuple[int, int]:
@@ -124,6 +171,8 @@ def summarise(records: list[dict], folds: int) -> dict:
         "platform_accuracy": round(correct / max(1, len(answered)), 4),
         "platform_coverage": round(len(answered) / max(1, len(platform_rows)), 4),
         "primary_clean_rate": primary_clean_rate(records),
+        "clean_at_goal": clean_recall_at(records),
+        "platform_at_goal": platform_accuracy_at(records),
     }
 
 
@@ -169,4 +218,16 @@ def format_report(result: dict) -> list[str]:
     lines.append(f"Platform accuracy {result['platform_accuracy']:.3f} at coverage {result['platform_coverage']:.3f}")
     if result["primary_clean_rate"] is not None:
         lines.append(f"Primary cover truly clean (games that have one): {result['primary_clean_rate']:.3f}")
+    clean = result["clean_at_goal"]
+    if clean["threshold"] is not None:
+        lines.append(
+            f"Clean recall {clean['recall']:.3f} with {clean['defects_called_clean']:.3f} of defect covers called clean "
+            f"(clean threshold {clean['threshold']:.3f})"
+        )
+    platform = result["platform_at_goal"]
+    if platform["accuracy"] is not None:
+        lines.append(
+            f"Platform accuracy {platform['accuracy']:.3f} on the {platform['coverage']:.0%} of covers it is surest of "
+            f"(platform threshold {platform['threshold']:.3f})"
+        )
     return lines
