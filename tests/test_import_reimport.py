@@ -14,6 +14,7 @@ from coverpick.catalogue.importer import import_catalogue
 from coverpick.catalogue.models import AuditEvent, CoverImage, Game, Listing, Verdict
 from coverpick.ranking import compute_primaries
 from tests.conftest import SAMPLE_CATALOGUE
+from tests.image_http import send_jpeg, send_status
 from tests.test_web_support import _clear_cache, staff_client, staff_user  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -144,21 +145,13 @@ class SampleImageServer:
                 seen.append({"path": self.path, "if_none_match": self.headers.get("If-None-Match")})
                 body = images.get(self.path)
                 if body is None:
-                    self.send_response(404)
-                    self.end_headers()
+                    send_status(self, 404)
                     return
-                etag = f'"{self.path}"'
                 if self.headers.get("If-None-Match") is not None:
                     # Every conditional request gets 304, so an old ETag sent for a new URL keeps the old cover.
-                    self.send_response(304)
-                    self.end_headers()
+                    send_status(self, 304)
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("ETag", etag)
-                self.end_headers()
-                self.wfile.write(body)
+                send_jpeg(self, body, f'"{self.path}"')
 
             def log_message(self, *args):
                 pass

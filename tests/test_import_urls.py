@@ -9,6 +9,7 @@ from PIL import Image
 
 from coverpick.catalogue.importer import import_catalogue
 from coverpick.catalogue.models import CoverImage, Listing
+from tests.image_http import send_jpeg, send_status
 
 pytestmark = pytest.mark.django_db
 
@@ -30,19 +31,12 @@ def image_server():
         def do_GET(self):
             seen.append({"path": self.path, "if_none_match": self.headers.get("If-None-Match")})
             if self.path == "/missing.jpg":
-                self.send_response(404)
-                self.end_headers()
+                send_status(self, 404)
                 return
             if self.headers.get("If-None-Match") == '"v1"':
-                self.send_response(304)
-                self.end_headers()
+                send_status(self, 304)
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("ETag", '"v1"')
-            self.end_headers()
-            self.wfile.write(body)
+            send_jpeg(self, body, '"v1"')
 
         def log_message(self, *args):
             pass
