@@ -74,16 +74,16 @@ def test_audit_ranks_flipped_labels_near_the_top_and_calibration_helps(trained_s
     games = data.game_ids
     first_half = np.isin(games, sorted(set(games.tolist()))[::2])
     known = data.platform_targets >= 0
-    fitted, held = first_half & known, ~first_half & known
-    targets = np.eye(4)[data.platform_targets[held]]
+    fitted, held_out = first_half & known, ~first_half & known
+    targets = np.eye(4)[data.platform_targets[held_out]]
     # The platform second stage comes out close to calibrated, so its fitted
     # temperature stays near 1 and the held-out loss barely moves (measured:
     # 0.343 before, 0.350 after).
     temperature = fit_temperature(oof.platform[fitted], np.eye(4)[data.platform_targets[fitted]])
-    assert log_loss(apply_temperature(oof.platform[held], temperature), targets) <= log_loss(oof.platform[held], targets) + 0.02
+    assert log_loss(apply_temperature(oof.platform[held_out], temperature), targets) <= log_loss(oof.platform[held_out], targets) + 0.02
     # An overconfident copy of the same predictions, with every logit doubled,
     # is what temperature scaling corrects.
     sharp = apply_temperature(oof.platform, 0.5)
     temperature = fit_temperature(sharp[fitted], np.eye(4)[data.platform_targets[fitted]])
     assert temperature > 1.5
-    assert log_loss(apply_temperature(sharp[held], temperature), targets) < log_loss(sharp[held], targets) - 0.05
+    assert log_loss(apply_temperature(sharp[held_out], temperature), targets) < log_loss(sharp[held_out], targets) - 0.05

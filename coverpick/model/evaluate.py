@@ -91,7 +91,7 @@ def cross_validate(
 
 # The quality goals' operating points: clean recall where at most this share
 # of defect covers is called clean, and platform accuracy where the platform
-# verdict answers for this share of covers.
+# verdict is given for this share of covers.
 DEFECT_SHARE_GOAL = 0.05
 PLATFORM_COVERAGE_GOAL = 0.90
 

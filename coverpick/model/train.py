@@ -51,9 +51,9 @@ BATCH_SIZE = 128
 MIN_STEPS = 400
 EPOCHS = 40
 # NOTE: caps the optimiser steps so that a retrain over tens of thousands of
-# rows stays under a minute with three views: at 27,000 training rows, 12,600
+# rows stays under a minute with three views. At 27,000 training rows, 12,600
 # remain after the class cap, and 800 steps of 128 rows pass over them about
-# 8 times. Its effect on accuracy at that size is not measured.
+# 8 times. The cap's effect on accuracy at that size is not measured.
 MAX_STEPS = 800
 VALIDATION_SHARE = 0.2
 

@@ -126,10 +126,10 @@ def border_composition(img_rgba: Image.Image) -> np.ndarray:
     transparent share, the share of opaque near-black pixels and the share of
     opaque near-white pixels. Then come the share of pixels close to the
     median colour of the band's opaque pixels, and that colour's chroma (its
-    largest channel minus its smallest, over 255). border_white counts
-    transparent pixels as white, so white padding and a transparent canvas
-    give the same statistics; these measures tell the two apart, and tell a
-    black or coloured canvas from both.
+    largest channel minus its smallest, over 255). Because border_white
+    counts transparent pixels as white, white padding and a transparent
+    canvas give the same statistics. These measures tell the two apart, and
+    tell a black or coloured canvas from both.
     """
     rgb, alpha = resample_grid(img_rgba)
     band = BORDER_BAND
