@@ -18,6 +18,7 @@ from coverpick.model.inputs import (
 )
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
+from coverpick.vision.text import TEXT_VERSION
 
 
 def one_hot_probs(index: int, size: int, peak: float) -> np.ndarray:
@@ -65,6 +66,7 @@ def valid_meta(dim=8):
         "feature_dim": dim,
         "views": [view_id(view) for view in VIEWS],
         "strip_profile": PROFILE_VERSION,
+        "cover_text": TEXT_VERSION,
         "stage2_layout": json.loads(json.dumps(stage2_layout())),
         "platform_stage2_layout": json.loads(json.dumps(platform_stage2_layout())),
         "classes": list(LABEL_CLASSES),

@@ -30,6 +30,7 @@ from coverpick.vision import extract
 from coverpick.vision.extract import BackboneExportError
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
+from coverpick.vision.text import TEXT_VERSION
 
 torch = pytest.importorskip("torch", reason="save_checkpoint writes heads.pt with torch (pip install 'coverpick[train]')")
 
@@ -72,6 +73,7 @@ def checkpoint_meta(version: str) -> dict:
         "backbone_precision": "fp32",
         "views": [view_id(view) for view in VIEWS],
         "strip_profile": PROFILE_VERSION,
+        "cover_text": TEXT_VERSION,
         "feature_dim": FEATURE_DIM,
         "classes": list(LABEL_CLASSES),
         "platform_families": list(PLATFORM_FAMILIES),
@@ -182,6 +184,7 @@ def test_load_heads_rejects_pickled_npz(checkpoints, tmp_path):
         ({"classes": [*LABEL_CLASSES, "new_label"]}, "class list"),
         ({"backbone": "mobilenet_v3_small"}, "backbone 'mobilenet_v3_small' differs"),
         ({"views": ["full"]}, "backbone views"),
+        ({"cover_text": "cover-text-v0"}, "cover text 'cover-text-v0' differs"),
         ({"quality_layout": quality_layout(FEATURE_DIM + 1)}, "quality input layout"),
         ({"layout_version": LAYOUT_VERSION - 1}, "quality input layout"),
         ({"platform_layout": platform_layout(FEATURE_DIM + 1)}, "platform input layout"),

@@ -1,7 +1,9 @@
-"""Compute and cache what each stored cover image yields: backbone features, image statistics, phase 1.
+"""Compute and cache what each stored cover image yields: backbone features, its text, image statistics, phase 1.
 
 Images are decoded once per pass (JPEG in draft mode near the backbone's input
 size; opaque images straight to RGB), and backbone calls are batched per view.
+A cover whose text is not cached yet is decoded a second time, at the larger
+READ_SIZE, for the text reader.
 An image that fails to decode gets its worded reason stored on the CoverImage,
 and the pass goes on. The new columns of a batch of covers are stored in one
 transaction, with one executemany UPDATE per set of changed fields, after the
@@ -25,6 +27,7 @@ from coverpick.vision.phase1 import detect_platform
 from coverpick.vision.presets import INPUT_SIZE, VIEWS, content_crop, normalise, view_id, view_image
 from coverpick.vision.profile import PROFILE_DIM, PROFILE_VERSION, cover_profile
 from coverpick.vision.stats import image_statistics
+from coverpick.vision.text import READ_SIZE, TEXT_DIM, TEXT_VERSION, TextReader, TextReaderUnavailable, text_vector
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,11 @@ def profile_cache() -> FeatureCache:
     return FeatureCache(PROFILE_VERSION, precision="fp32")
 
 
+def text_cache() -> FeatureCache:
+    """Return the cache of cover text vectors, which depend on the OCR models and not on the backbone."""
+    return FeatureCache(TEXT_VERSION, precision="fp32")
+
+
 @dataclass
 class FeaturizeSummary:
     covers: int = 0
@@ -51,7 +59,7 @@ class FeaturizeSummary:
 def covers_needing_work(covers, caches: list[FeatureCache]) -> list[CoverImage]:
     """Covers that decode (or have not been tried) and lack cached features, statistics or a phase-1 result.
 
-    ``caches`` lists every cache a cover needs an entry in: the backbone views' and the cover profile's.
+    ``caches`` lists every cache a cover needs an entry in: the backbone views', the cover text's and the cover profile's.
     """
     pending = []
     for cover in covers:
@@ -62,16 +70,24 @@ def covers_needing_work(covers, caches: list[FeatureCache]) -> list[CoverImage]:
     return pending
 
 
-def featurize(covers, backbone_id: str, *, extractor: FeatureExtractor | None = None, progress: bool = False) -> FeaturizeSummary:
-    """Make sure every given cover has cached features, a cover profile, statistics and a phase-1 result."""
+def featurize(
+    covers,
+    backbone_id: str,
+    *,
+    extractor: FeatureExtractor | None = None,
+    reader: TextReader | None = None,
+    progress: bool = False,
+) -> FeaturizeSummary:
+    """Make sure every given cover has cached features, text, a cover profile, statistics and a phase-1 result."""
     caches = [cache_for(backbone_id, view) for view in VIEWS]
     covers = list(covers)
     summary = FeaturizeSummary(covers=len(covers))
-    pending = covers_needing_work(covers, [*caches, profile_cache()])
+    pending = covers_needing_work(covers, [*caches, text_cache(), profile_cache()])
     summary.cached = len(covers) - len(pending)
     if not pending:
         return summary
     extractor = extractor or FeatureExtractor(backbone_id)
+    reader = reader or TextReader()
     bar = None
     if progress:
         from tqdm import tqdm
@@ -79,7 +95,7 @@ def featurize(covers, backbone_id: str, *, extractor: FeatureExtractor | None = 
         bar = tqdm(total=len(pending), desc="features", unit="cover")
     for start in range(0, len(pending), BATCH_SIZE):
         chunk = pending[start : start + BATCH_SIZE]
-        _featurize_chunk(chunk, caches, extractor, summary)
+        _featurize_chunk(chunk, caches, extractor, reader, summary)
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None:
@@ -87,13 +103,16 @@ def featurize(covers, backbone_id: str, *, extractor: FeatureExtractor | None = 
     return summary
 
 
-def _featurize_chunk(chunk: list[CoverImage], caches: list[FeatureCache], extractor: FeatureExtractor, summary: FeaturizeSummary) -> None:
-    """Decode, measure and run the backbone on one batch of covers, then store the results.
+def _featurize_chunk(
+    chunk: list[CoverImage], caches: list[FeatureCache], extractor: FeatureExtractor, reader: TextReader, summary: FeaturizeSummary
+) -> None:
+    """Decode, measure, read and run the backbone on one batch of covers, then store the results.
 
     Feature vectors reach the cache before the covers' columns reach the
     database, so a run killed in between repeats only the measurements.
     """
     profiles = profile_cache()
+    texts = text_cache()
     updates: dict[tuple[str, ...], list[CoverImage]] = defaultdict(list)
     pixels: dict[str, list[np.ndarray]] = {view: [] for view in VIEWS}
     decoded = []
@@ -112,6 +131,8 @@ def _featurize_chunk(chunk: list[CoverImage], caches: list[FeatureCache], extrac
         rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
         if cover.sha256 not in profiles:
             profiles.put(cover.sha256, cover_profile(image, rgb))
+        if cover.sha256 not in texts:
+            texts.put(cover.sha256, _read_text(cover, reader))
         if any(cover.sha256 not in cache for cache in caches):
             content = content_crop(rgb)
             for view in VIEWS:
@@ -129,6 +150,24 @@ def _featurize_chunk(chunk: list[CoverImage], caches: list[FeatureCache], extrac
     with transaction.atomic():
         for fields, covers in updates.items():
             _store_columns(covers, fields)
+
+
+def _read_text(cover: CoverImage, reader: TextReader) -> np.ndarray:
+    """Return the text vector of the cover, decoded again at READ_SIZE so that small print stays legible.
+
+    An image the OCR engine cannot process gets the vector of a cover
+    without text and a warning naming it, so one odd image never stops a pass.
+    """
+    image, _ = decode_image(read_bytes(cover.path), draft_size=(READ_SIZE, READ_SIZE))
+    rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
+    try:
+        lines = reader.read(rgb)
+    except TextReaderUnavailable:
+        raise
+    except Exception as exc:  # the engine raises OpenCV, ONNX Runtime and its own errors alike
+        logger.warning("Text of cover %s could not be read (%s: %s); it counts as a cover without text.", cover.sha256[:12], type(exc).__name__, exc)
+        lines = []
+    return text_vector(lines)
 
 
 def _store_columns(covers: list[CoverImage], field_names: tuple[str, ...]) -> None:
@@ -167,9 +206,14 @@ def _measure(cover: CoverImage, image, info: ImageInfo) -> tuple[str, ...]:
 
 
 def load_image_features(sha256_list: list[str], backbone_id: str) -> np.ndarray:
-    """The heads' image features: cached backbone features of every view in VIEWS order, then the cover profile."""
+    """The heads' image features: cached backbone features of every view in VIEWS order, the cover text, then the cover profile."""
     blocks = [load_features(sha256_list, backbone_id, view) for view in VIEWS]
-    return np.concatenate([*blocks, load_profiles(sha256_list)], axis=1)
+    return np.concatenate([*blocks, load_texts(sha256_list), load_profiles(sha256_list)], axis=1)
+
+
+def load_texts(sha256_list: list[str]) -> np.ndarray:
+    """Stack cached cover text vectors in the given order; raises KeyError naming the first missing one."""
+    return _stack_cached(text_cache(), sha256_list, "cover text", TEXT_DIM)
 
 
 def load_profiles(sha256_list: list[str]) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
+from coverpick.vision.text import TEXT_VERSION
 from coverpick.model.inputs import (
     LAYOUT_VERSION,
     SimilaritySpace,
@@ -195,6 +196,8 @@ def check_meta(meta: dict, backbone: str | None = None, precision: str | None = 
         problems.append(f"backbone views {meta.get('views')} differ from this code's {views}")
     if meta.get("strip_profile") != PROFILE_VERSION:
         problems.append(f"strip profile {meta.get('strip_profile')!r} differs from this code's {PROFILE_VERSION!r}")
+    if meta.get("cover_text") != TEXT_VERSION:
+        problems.append(f"cover text {meta.get('cover_text')!r} differs from this code's {TEXT_VERSION!r}")
     if backbone is not None and meta.get("backbone") != backbone:
         problems.append(f"backbone {meta.get('backbone')!r} differs from the configured {backbone!r}")
     if precision is not None:

@@ -34,6 +34,7 @@ import numpy as np
 from coverpick.labels import PLATFORM_FAMILIES
 from coverpick.vision.presets import VIEWS
 from coverpick.vision.profile import MEASURES, PROFILE_DIM, PROFILE_ROWS, STRIP_DIM
+from coverpick.vision.text import TEXT_DIM
 from coverpick.vision.stats import BORDER_DIM
 
 N_STATS = 10
@@ -44,7 +45,7 @@ N_PROFILE_SUMMARY = 2 * 2 * len(MEASURES)
 N_SIMILARITIES = 5
 N_CONTRAST = 1 + N_PROFILE_SUMMARY + N_STATS
 N_COMPARISONS = N_SIMILARITIES + N_CONTRAST
-LAYOUT_VERSION = 7
+LAYOUT_VERSION = 8
 # Dimensions of the whitened space in which covers are compared with their siblings.
 SIMILARITY_DIMS = 256
 # Rows the space is fitted on at most. An SVD of 27,000 × 1,280 features took
@@ -165,7 +166,7 @@ class SimilaritySpace:
 
 def full_view_dim(feature_dim: int) -> int:
     """Width of the full view's block at the start of image features of width ``feature_dim``."""
-    return (feature_dim - PROFILE_DIM) // len(VIEWS)
+    return (feature_dim - TEXT_DIM - PROFILE_DIM) // len(VIEWS)
 
 
 def fit_similarity_space(features: np.ndarray, full_dim: int, dims: int = SIMILARITY_DIMS) -> SimilaritySpace:
@@ -281,7 +282,7 @@ def sibling_contrast(
     if space is not None and space.bands_mean.shape[0] == full_dim and features.shape[1] >= bands_end:
         bands = _unit_rows(features[:, full_dim:bands_end] - space.bands_mean)
         contrast[with_sibling, 0] = (bands[with_sibling] * bands[other]).sum(axis=1)
-    if full_dim > 0 and features.shape[1] == len(VIEWS) * full_dim + PROFILE_DIM:
+    if full_dim > 0 and features.shape[1] == len(VIEWS) * full_dim + TEXT_DIM + PROFILE_DIM:
         summary = _profile_summary(features[:, -PROFILE_DIM : -PROFILE_DIM + STRIP_DIM])
         contrast[with_sibling, 1 : 1 + N_PROFILE_SUMMARY] = summary[with_sibling] - summary[other]
     if stats is not None:

@@ -38,6 +38,7 @@ from coverpick.model.inputs import (
 )
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
+from coverpick.vision.text import TEXT_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -393,6 +394,7 @@ def train(backbone_id: str | None = None, *, activate: bool = False, seed: int =
         "backbone_precision": conf.backbone_precision(),
         "views": [view_id(view) for view in VIEWS],
         "strip_profile": PROFILE_VERSION,
+        "cover_text": TEXT_VERSION,
         "feature_dim": data.feature_dim,
         "classes": list(LABEL_CLASSES),
         "platform_families": list(PLATFORM_FAMILIES),

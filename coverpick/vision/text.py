@@ -1,0 +1,127 @@
+"""The words printed on a cover, read by an OCR model and hashed into a fixed-length vector.
+
+Key-card and code-in-a-box notices, "available on" strips and "art not
+final" stamps differ from a clean cover mostly in their words, and the
+pooled features of an ImageNet backbone do not read words. A console's
+wordmark in a banner is also a word. So each cover is read once with the
+PP-OCR text detector and recogniser. The rapidocr-onnxruntime package ships
+both as ONNX files inside its wheel, so nothing is downloaded. The text
+becomes counts of character 3- and 4-grams, hashed into TEXT_DIM buckets.
+Character n-grams of the letters and digits alone survive the recogniser's
+habit of dropping spaces ("Codeinabox") and its odd wrong letter, and they
+match a notice worded differently when the words share their stems.
+
+On the sample catalogue, under cross-validation by game, this vector beside
+the image features raised gkc recall from 0.65 to 0.79, ciab from 0.57 to
+0.75, placeholder from 0.73 to 0.80 and multi_platform from 0.71 to 0.78, and
+platform accuracy on the 90 % of covers it is surest of from 0.91 to 0.93.
+The position of the text boxes alone (how many, how wide, how close to an
+edge, how tilted) moved no class beyond fold noise, so only the words are kept.
+
+Reading costs about 0.3 s per cover on one core, ten times the backbone's
+three views. The result is cached by image content like the features, so it
+is paid once per distinct image.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+# v1: PP-OCRv4 detection (shorter side scaled to DETECT_SIDE) and recognition,
+# character 3- and 4-grams of letters and digits, TEXT_DIM buckets.
+TEXT_VERSION = "cover-text-v1"
+TEXT_DIM = 1024
+GRAM_SIZES = (3, 4)
+# The JPEG draft size the cover is decoded at for reading: large enough for
+# the small print of a notice, small enough to decode quickly.
+READ_SIZE = 640
+# The detector scales the image so that its shorter side is this long. At
+# 480 it read 0.29 s per cover against 0.48 s at the package's 736, and
+# missed only small print (268 boxes against 340 on 40 sample covers).
+DETECT_SIDE = 480
+# Images with a shorter side than this have no legible text to read.
+MIN_SIDE = 16
+_NOT_ALPHANUMERIC = re.compile(r"[^0-9a-z]")
+
+
+class TextReaderUnavailable(RuntimeError):
+    """The OCR package is not installed."""
+
+
+@dataclass(frozen=True)
+class TextLine:
+    text: str
+    score: float
+    # Four (x, y) corners in the read image's pixels, clockwise from top left.
+    box: tuple[tuple[float, float], ...]
+
+
+class TextReader:
+    """Read text lines from RGB covers with one OCR engine, built on first use.
+
+    The engine runs each ONNX model on ``threads`` threads (by default
+    OMP_NUM_THREADS or one, as the backbone does, so reading leaves the web
+    server its core) and skips the text-angle classifier: cover text is upright or rotated 90°,
+    and the classifier only separates upright from upside down.
+    """
+
+    def __init__(self, threads: int | None = None):
+        from coverpick.vision.extract import intra_op_threads
+
+        self.threads = threads or intra_op_threads()
+        self._engine = None
+
+    def _load(self):
+        if self._engine is None:
+            try:
+                from rapidocr_onnxruntime import RapidOCR
+            except ImportError as exc:
+                raise TextReaderUnavailable(
+                    "Reading cover text needs the package rapidocr-onnxruntime: pip install rapidocr-onnxruntime "
+                    "(or reinstall coverpick, which depends on it)."
+                ) from exc
+            self._engine = RapidOCR(
+                det_limit_side_len=DETECT_SIDE,
+                intra_op_num_threads=self.threads,
+                inter_op_num_threads=1,
+            )
+        return self._engine
+
+    def read(self, rgb: Image.Image) -> list[TextLine]:
+        """Return the text lines found on the RGB image, in the engine's reading order."""
+        if rgb.mode != "RGB":
+            raise ValueError(f"TextReader.read needs an RGB image, got mode {rgb.mode!r}; convert it first.")
+        if min(rgb.size) < MIN_SIDE:
+            return []
+        found, _ = self._load()(rgb, use_cls=False)
+        return [
+            TextLine(text=str(text), score=float(score), box=tuple((float(x), float(y)) for x, y in box))
+            for box, text, score in (found or [])
+        ]
+
+
+def text_grams(text: str) -> list[str]:
+    """Character GRAM_SIZES-grams of the lowercased letters and digits of ``text``, all spaces and punctuation removed."""
+    letters = _NOT_ALPHANUMERIC.sub("", text.lower())
+    return [letters[start : start + size] for size in GRAM_SIZES for start in range(len(letters) - size + 1)]
+
+
+def text_vector(lines: list[TextLine]) -> np.ndarray:
+    """Hash the lines' character n-grams into TEXT_DIM buckets: log(1 + sum of recognition scores) per bucket.
+
+    CRC-32 is the hash, so a gram lands in the same bucket in every process
+    and on every machine. A cover without text gives zeros.
+    """
+    counts = np.zeros(TEXT_DIM, dtype=np.float64)
+    for line in lines:
+        for gram in text_grams(line.text):
+            counts[zlib.crc32(gram.encode("ascii")) % TEXT_DIM] += line.score
+    return np.log1p(counts).astype(np.float32)

@@ -1,0 +1,150 @@
+"""Reading the words on a cover: the OCR reader on real covers, the n-gram hashing, and the text cache of the featurize pass."""
+
+from __future__ import annotations
+
+import io
+import logging
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from coverpick.catalogue.models import CoverImage
+from coverpick.covers.store import store_image
+from coverpick.model.featurize import featurize, load_texts, text_cache
+from coverpick.vision.text import TEXT_DIM, TextLine, TextReader, text_grams, text_vector
+from tests.conftest import SHARED
+
+CATALOGUE = SHARED / "catalogue"
+# A clean Wii U cover from the sample catalogue (see truth.jsonl).
+CLEAN_COVER = CATALOGUE / "images" / "boxhaus" / "0002.jpg"
+
+
+@pytest.fixture(scope="module")
+def reader() -> TextReader:
+    return TextReader()
+
+
+def clean_cover() -> Image.Image:
+    if not CLEAN_COVER.is_file():
+        pytest.fail(f"Sample cover not found at {CLEAN_COVER}; set COVERPICK_SHARED to the folder that holds catalogue/.")
+    return Image.open(CLEAN_COVER).convert("RGB")
+
+
+def with_notice(cover: Image.Image, words: str) -> Image.Image:
+    """Lay a white band with ``words`` in black across the bottom of the cover, the way a shop adds a notice."""
+    noticed = cover.copy()
+    width, height = noticed.size
+    band = height // 9
+    draw = ImageDraw.Draw(noticed)
+    draw.rectangle((0, height - band, width, height), fill=(255, 255, 255))
+    font = ImageFont.load_default(size=int(band * 0.55))
+    draw.text((width // 20, height - band + band // 5), words, fill=(0, 0, 0), font=font)
+    return noticed
+
+
+def grams_of(lines: list[TextLine]) -> set[str]:
+    return {gram for line in lines for gram in text_grams(line.text)}
+
+
+def test_reader_reads_a_notice_laid_on_a_real_cover(reader):
+    cover = clean_cover()
+
+    plain = grams_of(reader.read(cover))
+    noticed = grams_of(reader.read(with_notice(cover, "Download code only")))
+
+    added = noticed - plain
+    assert {"dow", "load", "cod", "only"} <= added, sorted(added)
+
+
+def test_notice_changes_the_vector_in_the_notice_grams_buckets(reader):
+    cover = clean_cover()
+
+    plain = text_vector(reader.read(cover))
+    noticed = text_vector(reader.read(with_notice(cover, "KEY CARD INSIDE")))
+
+    buckets = [zlib.crc32(gram.encode("ascii")) % TEXT_DIM for gram in ("key", "card", "insi")]
+    assert (noticed[buckets] > plain[buckets]).all()
+
+
+def test_text_grams_drop_case_spaces_and_punctuation():
+    assert text_grams("Art not-final!") == [
+        "art", "rtn", "tno", "not", "otf", "tfi", "fin", "ina", "nal",
+        "artn", "rtno", "tnot", "notf", "otfi", "tfin", "fina", "inal",
+    ]  # fmt: skip
+    assert text_grams("PS") == []
+
+
+def test_text_vector_sums_scores_per_bucket_and_is_zero_without_text():
+    box = ((0.0, 0.0), (10.0, 0.0), (10.0, 5.0), (0.0, 5.0))
+    lines = [TextLine("abc", 0.5, box), TextLine("ABC", 0.25, box)]
+
+    vector = text_vector(lines)
+
+    bucket = zlib.crc32(b"abc") % TEXT_DIM
+    assert vector.shape == (TEXT_DIM,) and vector.dtype == np.float32
+    assert vector[bucket] == pytest.approx(np.log1p(0.75))
+    assert np.count_nonzero(vector) == 1
+    assert not text_vector([]).any()
+
+
+def test_reader_returns_nothing_for_a_thumbnail_too_small_to_hold_text(reader):
+    assert reader.read(Image.new("RGB", (12, 40), (200, 30, 30))) == []
+
+
+def test_reader_names_the_mode_it_cannot_read(reader):
+    with pytest.raises(ValueError, match="'RGBA'"):
+        reader.read(Image.new("RGBA", (64, 64)))
+
+
+def stored_cover(image: Image.Image) -> CoverImage:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return store_image(buffer.getvalue())
+
+
+class MeanExtractor:
+    """Stand-in backbone of width 6 (channel means twice), so the test runs no backbone."""
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.tile(batch.mean(axis=(2, 3)), (1, 2)).astype(np.float32)
+
+
+class BrokenReader:
+    """A text reader whose engine fails on every image, as OpenCV does on an image it cannot process."""
+
+    def read(self, rgb):
+        raise RuntimeError("engine failed on this image")
+
+
+@pytest.mark.django_db
+def test_featurize_caches_the_text_vector_of_each_cover(reader):
+    cover = stored_cover(with_notice(clean_cover(), "Code in a box"))
+
+    summary = featurize([cover], "text-test-backbone", extractor=MeanExtractor(), reader=reader)
+
+    vector = load_texts([cover.sha256])[0]
+    assert summary.computed == 1
+    assert text_cache().get(cover.sha256) is not None
+    bucket = zlib.crc32(b"code") % TEXT_DIM
+    assert vector[bucket] > 0
+
+
+@pytest.mark.django_db
+def test_featurize_counts_a_cover_the_engine_cannot_read_as_textless_and_goes_on(caplog):
+    cover = stored_cover(Image.new("RGB", (300, 420), (40, 90, 160)))
+
+    with caplog.at_level(logging.WARNING, logger="coverpick.model.featurize"):
+        summary = featurize([cover], "text-test-backbone", extractor=MeanExtractor(), reader=BrokenReader())
+
+    assert summary.computed == 1
+    assert summary.failed == 0
+    assert not load_texts([cover.sha256])[0].any()
+    assert cover.sha256[:12] in caplog.text
+    assert "engine failed on this image" in caplog.text
+
+
+def test_load_texts_names_the_cover_without_cached_text():
+    with pytest.raises(KeyError, match="no cached cover text for image 0123456789ab"):
+        load_texts(["0123456789ab" + "0" * 52])
