@@ -17,8 +17,8 @@ from coverpick.model.inputs import (
     stage2_layout,
 )
 from coverpick.vision.presets import VIEWS, view_id
-from coverpick.vision.profile import PROFILE_VERSION
-from coverpick.vision.text import TEXT_VERSION
+from coverpick.vision.profile import PROFILE_DIM, PROFILE_VERSION
+from coverpick.vision.text import TEXT_DIM, TEXT_VERSION
 
 
 def one_hot_probs(index: int, size: int, peak: float) -> np.ndarray:
@@ -147,8 +147,10 @@ def linear_mlp(weights: np.ndarray, bias: np.ndarray | None = None) -> MLP:
 
 
 def test_platform_stage2_reads_phase1():
-    dim = 6
-    features = np.abs(np.random.default_rng(1).normal(size=(2, dim))).astype(np.float32)
+    # Image features of two covers: six feature columns, then a text vector and a profile of zeros.
+    dim = 6 + TEXT_DIM + PROFILE_DIM
+    features = np.zeros((2, dim), dtype=np.float32)
+    features[:, :6] = np.abs(np.random.default_rng(1).normal(size=(2, 6)))
     quality = linear_mlp(np.zeros((len(LABEL_CLASSES), sum(w for _, w in quality_layout(dim)))))
     # A platform head that leans to nintendo for every cover.
     platform = linear_mlp(np.zeros((len(PLATFORM_FAMILIES), dim)), np.array([2.0, 0.0, 0.0, 0.0]))
@@ -161,18 +163,20 @@ def test_platform_stage2_reads_phase1():
     # lifts them above zero, so the ReLU passes them, and adds 10 to every logit alike.
     fused = linear_mlp(weights)
     fused.mean = np.concatenate([np.full(len(PLATFORM_FAMILIES), -10.0), np.zeros(width - len(PLATFORM_FAMILIES))]).astype(np.float32)
+    # A text head without opinion: equal probabilities for every family.
+    no_text = linear_mlp(np.zeros((len(PLATFORM_FAMILIES), TEXT_DIM)))
     phase1 = np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.9, 0.0]], dtype=np.float32)
     families, games, editions, stats = ["nintendo", "xbox"], ["g1", "g2"], ["e1", "e2"], np.zeros((2, 10), np.float32)
 
     _, alone = HeadSet(quality, platform, None).predict(features, families, games, editions, stats, phase1)
-    _, together = HeadSet(quality, platform, None, platform_stage2=fused).predict(features, families, games, editions, stats, phase1)
+    _, together = HeadSet(quality, platform, None, platform_stage2=fused, text_platform=no_text).predict(features, families, games, editions, stats, phase1)
 
     assert alone.argmax(axis=1).tolist() == [0, 0]
     # Without a phase-1 call the head's lean wins; phase 1's confident xbox call outweighs it.
     assert together.argmax(axis=1).tolist() == [0, 2]
-    expected = platform_stage2_inputs(alone, phase1)
+    expected = platform_stage2_inputs(alone, phase1, np.full((2, len(PLATFORM_FAMILIES)), 0.25))
     assert expected.shape == (2, width)
-    assert expected[1, -1] == pytest.approx(0.9)
+    assert expected[1, 2 * len(PLATFORM_FAMILIES)] == pytest.approx(0.9)
 
 
 def test_prototype_excludes_same_edition_and_is_zero_without_other_editions():

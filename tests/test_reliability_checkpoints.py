@@ -30,7 +30,7 @@ from coverpick.vision import extract
 from coverpick.vision.extract import BackboneExportError
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
-from coverpick.vision.text import TEXT_VERSION
+from coverpick.vision.text import TEXT_DIM, TEXT_VERSION
 
 torch = pytest.importorskip("torch", reason="save_checkpoint writes heads.pt with torch (pip install 'coverpick[train]')")
 
@@ -62,6 +62,8 @@ def random_heads(seed: int = 0) -> HeadSet:
         stage2=random_mlp(rng, stage2_inputs, len(LABEL_CLASSES)),
         similarity=fit_similarity_space(rng.normal(size=(20, FEATURE_DIM)).astype(np.float32), full_dim=FEATURE_DIM // 2),
         platform_stage2=random_mlp(rng, sum(width for _, width in platform_stage2_layout()), len(PLATFORM_FAMILIES)),
+        text_quality=random_mlp(rng, TEXT_DIM, len(LABEL_CLASSES)),
+        text_platform=random_mlp(rng, TEXT_DIM, len(PLATFORM_FAMILIES)),
     )
 
 

@@ -13,6 +13,7 @@ from coverpick.model.inputs import (
 )
 from coverpick.vision.presets import VIEWS
 from coverpick.vision.profile import MEASURES, PROFILE_DIM, cover_profile
+from coverpick.vision.text import TEXT_DIM
 from coverpick.vision.stats import STAT_NAMES, image_statistics
 
 FULL_DIM = 8
@@ -35,10 +36,11 @@ def with_notice_band(cover: Image.Image) -> Image.Image:
 
 
 def image_features(images: list[Image.Image], full: np.ndarray, bands: np.ndarray) -> np.ndarray:
-    """Image features in the heads' layout: the given full and bands blocks, random blocks for any later view, then the profile."""
+    """Image features in the heads' layout: the given full and bands blocks, random blocks for any later view, no text, then the profile."""
     profiles = np.stack([cover_profile(img, img) for img in images])
     later = np.random.default_rng(7).normal(size=(len(images), (len(VIEWS) - 2) * FULL_DIM))
-    return np.concatenate([full, bands, later, profiles], axis=1).astype(np.float32)
+    text = np.zeros((len(images), TEXT_DIM), dtype=np.float32)
+    return np.concatenate([full, bands, later, text, profiles], axis=1).astype(np.float32)
 
 
 @pytest.fixture
@@ -97,7 +99,7 @@ def test_contrast_nearest_sibling_resolution(sample_covers):
     assert 0.9 < result[1, 2] <= 1.0
     assert result[1, PIXELS] == pytest.approx(expected * result[1, 2], abs=1e-5)
     assert result[0, PIXELS] == -result[1, PIXELS] > 1.0
-    assert features.shape[1] == len(VIEWS) * FULL_DIM + PROFILE_DIM
+    assert features.shape[1] == len(VIEWS) * FULL_DIM + TEXT_DIM + PROFILE_DIM
 
 
 def test_contrast_fades_for_dissimilar_sibling(sample_covers):

@@ -48,7 +48,7 @@ def grams_of(lines: list[TextLine]) -> set[str]:
     return {gram for line in lines for gram in text_grams(line.text)}
 
 
-def test_reader_reads_a_notice_laid_on_a_real_cover(reader):
+def test_reader_notice_on_real_cover(reader):
     cover = clean_cover()
 
     plain = grams_of(reader.read(cover))
@@ -58,7 +58,7 @@ def test_reader_reads_a_notice_laid_on_a_real_cover(reader):
     assert {"dow", "load", "cod", "only"} <= added, sorted(added)
 
 
-def test_notice_changes_the_vector_in_the_notice_grams_buckets(reader):
+def test_text_vector_notice_buckets(reader):
     cover = clean_cover()
 
     plain = text_vector(reader.read(cover))
@@ -68,7 +68,7 @@ def test_notice_changes_the_vector_in_the_notice_grams_buckets(reader):
     assert (noticed[buckets] > plain[buckets]).all()
 
 
-def test_text_grams_drop_case_spaces_and_punctuation():
+def test_text_grams_letters_only():
     assert text_grams("Art not-final!") == [
         "art", "rtn", "tno", "not", "otf", "tfi", "fin", "ina", "nal",
         "artn", "rtno", "tnot", "notf", "otfi", "tfin", "fina", "inal",
@@ -76,24 +76,25 @@ def test_text_grams_drop_case_spaces_and_punctuation():
     assert text_grams("PS") == []
 
 
-def test_text_vector_sums_scores_per_bucket_and_is_zero_without_text():
+def test_text_vector_score_sums():
     box = ((0.0, 0.0), (10.0, 0.0), (10.0, 5.0), (0.0, 5.0))
     lines = [TextLine("abc", 0.5, box), TextLine("ABC", 0.25, box)]
 
     vector = text_vector(lines)
 
     bucket = zlib.crc32(b"abc") % TEXT_DIM
-    assert vector.shape == (TEXT_DIM,) and vector.dtype == np.float32
+    assert vector.shape == (TEXT_DIM,)
+    assert vector.dtype == np.float32
     assert vector[bucket] == pytest.approx(np.log1p(0.75))
     assert np.count_nonzero(vector) == 1
     assert not text_vector([]).any()
 
 
-def test_reader_returns_nothing_for_a_thumbnail_too_small_to_hold_text(reader):
+def test_reader_tiny_thumbnail(reader):
     assert reader.read(Image.new("RGB", (12, 40), (200, 30, 30))) == []
 
 
-def test_reader_names_the_mode_it_cannot_read(reader):
+def test_reader_wrong_mode(reader):
     with pytest.raises(ValueError, match="'RGBA'"):
         reader.read(Image.new("RGBA", (64, 64)))
 
@@ -119,7 +120,7 @@ class BrokenReader:
 
 
 @pytest.mark.django_db
-def test_featurize_caches_the_text_vector_of_each_cover(reader):
+def test_featurize_text_cache(reader):
     cover = stored_cover(with_notice(clean_cover(), "Code in a box"))
 
     summary = featurize([cover], "text-test-backbone", extractor=MeanExtractor(), reader=reader)
@@ -132,7 +133,7 @@ def test_featurize_caches_the_text_vector_of_each_cover(reader):
 
 
 @pytest.mark.django_db
-def test_featurize_counts_a_cover_the_engine_cannot_read_as_textless_and_goes_on(caplog):
+def test_featurize_unreadable_text(caplog):
     cover = stored_cover(Image.new("RGB", (300, 420), (40, 90, 160)))
 
     with caplog.at_level(logging.WARNING, logger="coverpick.model.featurize"):
@@ -145,6 +146,6 @@ def test_featurize_counts_a_cover_the_engine_cannot_read_as_textless_and_goes_on
     assert "engine failed on this image" in caplog.text
 
 
-def test_load_texts_names_the_cover_without_cached_text():
+def test_load_texts_missing_cover():
     with pytest.raises(KeyError, match="no cached cover text for image 0123456789ab"):
         load_texts(["0123456789ab" + "0" * 52])

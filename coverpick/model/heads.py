@@ -33,6 +33,8 @@ from coverpick.model.inputs import (
     quality_layout,
     stage2_inputs,
     stage2_layout,
+    text_columns,
+    text_layout,
 )
 
 META_FILE = "meta.json"
@@ -72,20 +74,25 @@ class MLP:
         return softmax(logits / self.temperature if calibrated else logits)
 
 
-HEAD_NAMES = ("quality", "platform", "stage2", "platform_stage2")
+HEAD_NAMES = ("quality", "platform", "stage2", "platform_stage2", "text_quality", "text_platform")
 ARRAY_NAMES = ("mean", "std", "w1", "b1", "w2", "b2")
 SIMILARITY_ARRAYS = ("mean", "components", "scale", "bands_mean")
 
 
 @dataclass
 class HeadSet:
-    """The quality and platform heads, the second stage of each, and the space the quality stage compares covers in."""
+    """The quality and platform heads, their text heads, the second stage of each, and the space the quality stage compares covers in.
+
+    The second stages read the text heads, so a HeadSet with a second stage has both text heads.
+    """
 
     quality: MLP
     platform: MLP
     stage2: MLP | None
     similarity: SimilaritySpace | None = None
     platform_stage2: MLP | None = None
+    text_quality: MLP | None = None
+    text_platform: MLP | None = None
 
     def predict(self, features, families, game_ids, edition_ids, stats, phase1, rows=None) -> tuple[np.ndarray, np.ndarray]:
         """Return (quality probabilities, platform probabilities) for ``rows`` (default: all).
@@ -101,15 +108,24 @@ class HeadSet:
         # it reads those; temperatures apply to what is returned.
         quality_raw = self.quality.probabilities(x_quality, calibrated=self.stage2 is None)
         platform_raw = self.platform.probabilities(features[rows], calibrated=False)
+        text = text_columns(features[rows]) if self.stage2 is not None or self.platform_stage2 is not None else None
         if self.platform_stage2 is None:
             platform = self.platform.probabilities(features[rows])
         else:
-            platform = self.platform_stage2.probabilities(platform_stage2_inputs(platform_raw, phase1[rows]))
+            text_platform = self.text_platform.probabilities(text, calibrated=False)
+            platform = self.platform_stage2.probabilities(platform_stage2_inputs(platform_raw, phase1[rows], text_platform))
         if self.stage2 is None:
             return quality_raw, platform
         comparisons = comparison_features(features, game_ids, edition_ids, self.similarity, stats)[rows]
         x_stage2 = stage2_inputs(
-            quality_raw, platform_raw, picked_families, comparisons, stats[rows], border_columns(features[rows]), phase1[rows]
+            quality_raw,
+            platform_raw,
+            picked_families,
+            comparisons,
+            stats[rows],
+            border_columns(features[rows]),
+            phase1[rows],
+            self.text_quality.probabilities(text, calibrated=False),
         )
         return self.stage2.probabilities(x_stage2), platform
 
@@ -191,6 +207,8 @@ def check_meta(meta: dict, backbone: str | None = None, precision: str | None = 
         problems.append(
             f"platform second-stage input layout {meta.get('platform_stage2_layout')} differs from {platform_stage2_layout()}"
         )
+    if meta.get("text_layout") not in (None, text_layout()):
+        problems.append(f"text head input layout {meta.get('text_layout')} differs from {text_layout()}")
     views = [view_id(view) for view in VIEWS]
     if meta.get("views") != views:
         problems.append(f"backbone views {meta.get('views')} differ from this code's {views}")
@@ -253,6 +271,12 @@ def load_heads(folder: Path, backbone: str | None = None, precision: str | None 
     missing = [name for name in ("quality", "platform") if name not in loaded]
     if missing:
         raise CheckpointMismatch(f"Checkpoint {meta.get('version', '?')} lacks the {' and '.join(missing)} head weights in {WEIGHTS_FILE}.")
+    needs_text = [name for name in ("text_quality", "text_platform") if name not in loaded]
+    if ("stage2" in loaded or "platform_stage2" in loaded) and needs_text:
+        raise CheckpointMismatch(
+            f"Checkpoint {meta.get('version', '?')} has a second stage but lacks the {' and '.join(needs_text)} head weights "
+            f"in {WEIGHTS_FILE}. Retrain with `coverpick train`."
+        )
     if "stage2" in loaded and similarity is None:
         raise CheckpointMismatch(
             f"Checkpoint {meta.get('version', '?')} has a second stage but no similarity space in {WEIGHTS_FILE}. "
@@ -264,6 +288,8 @@ def load_heads(folder: Path, backbone: str | None = None, precision: str | None 
         stage2=loaded.get("stage2"),
         similarity=similarity,
         platform_stage2=loaded.get("platform_stage2"),
+        text_quality=loaded.get("text_quality"),
+        text_platform=loaded.get("text_platform"),
     )
     return Heads(meta=meta, heads=heads, folder=folder)
 

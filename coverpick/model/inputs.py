@@ -2,8 +2,8 @@
 
 Image features are the backbone's pooled features of each view of the cover
 (the letterboxed full cover, the top and bottom bands, the top strip), concatenated,
-followed by the cover's profile (coverpick.vision.profile: the strip profile,
-then the border composition).
+followed by the cover's text vector (coverpick.vision.text) and its profile
+(coverpick.vision.profile: the strip profile, then the border composition).
 
 The quality head reads, in this order: image features (D), a one-hot of the
 listing's declared platform family (4, all zeros for "other"), the game
@@ -11,15 +11,17 @@ prototype (D: mean features of the covers of the game's other editions, zeros
 when there are none) and the 10 image statistics. The platform head reads the
 image features alone.
 
-A platform second stage reads the platform head's log-probabilities and the
-phase-1 heuristic's call, both taken from the pixels alone.
+Two text heads read the text vector alone: one for the quality classes and
+one for the platform family. A platform second stage reads the platform
+head's and the platform text head's log-probabilities and the phase-1
+heuristic's call.
 
 The quality second stage reads a few strong inputs that would drown among
 thousands of feature dimensions: the quality head's log-probabilities, the
 platform head's probabilities and its probability of the declared family,
 the declared one-hot, the comparison scalars (similarity to the game's other
 covers), the 10 statistics, the border composition, and the phase-1
-heuristic's platform call. The comparison inputs include a contrast with the
+heuristic's platform call, then the quality text head's log-probabilities. The comparison inputs include a contrast with the
 cover's nearest sibling (see ``comparison_features``). A checkpoint stores
 the layouts it was trained with, and loading refuses layouts that differ
 from this module's.
@@ -72,7 +74,18 @@ def platform_stage2_layout() -> list[list]:
     return [
         ["platform_log_probs", len(PLATFORM_FAMILIES)],
         ["phase1_evidence", len(PLATFORM_FAMILIES) + 1],
+        ["text_platform_log_probs", len(PLATFORM_FAMILIES)],
     ]
+
+
+def text_layout() -> list[list]:
+    """Return the input layout of both text heads."""
+    return [["cover_text", TEXT_DIM]]
+
+
+def text_columns(features: np.ndarray) -> np.ndarray:
+    """Return the text vector inside image features (see coverpick.vision.text.text_vector)."""
+    return np.asarray(features, dtype=np.float32)[:, -(TEXT_DIM + PROFILE_DIM) : -PROFILE_DIM]
 
 
 def stage2_layout() -> list[list]:
@@ -85,6 +98,7 @@ def stage2_layout() -> list[list]:
         ["image_statistics", N_STATS],
         ["border_composition", BORDER_DIM],
         ["phase1_evidence", len(PLATFORM_FAMILIES) + 1],
+        ["text_quality_log_probs", 14],
     ]
 
 
@@ -300,15 +314,20 @@ def phase1_onehot(results: list[dict | None]) -> np.ndarray:
     return onehot
 
 
-def platform_stage2_inputs(platform_probs: np.ndarray, phase1: np.ndarray) -> np.ndarray:
+def platform_stage2_inputs(platform_probs: np.ndarray, phase1: np.ndarray, text_platform_probs: np.ndarray) -> np.ndarray:
     """Concatenate the platform second stage's inputs in layout order.
 
-    ``phase1`` is ``phase1_onehot`` of the covers; the last column is its
+    ``phase1`` is ``phase1_onehot`` of the covers; the column after it is its
     largest value, phase 1's confidence in whatever family it called.
     """
     phase1 = np.asarray(phase1, dtype=np.float32)
     return np.concatenate(
-        [np.log(np.asarray(platform_probs, dtype=np.float32) + 1e-4), phase1, phase1.max(axis=1, keepdims=True)],
+        [
+            np.log(np.asarray(platform_probs, dtype=np.float32) + 1e-4),
+            phase1,
+            phase1.max(axis=1, keepdims=True),
+            np.log(np.asarray(text_platform_probs, dtype=np.float32) + 1e-4),
+        ],
         axis=1,
     )
 
@@ -321,6 +340,7 @@ def stage2_inputs(
     stats: np.ndarray,
     border: np.ndarray,
     phase1: np.ndarray,
+    text_quality_probs: np.ndarray,
 ) -> np.ndarray:
     """Concatenate the second stage's inputs in layout order.
 
@@ -343,6 +363,7 @@ def stage2_inputs(
             np.asarray(border, dtype=np.float32).reshape(len(families), BORDER_DIM),
             phase1,
             agreement,
+            np.log(np.asarray(text_quality_probs, dtype=np.float32) + 1e-4),
         ],
         axis=1,
     )

@@ -35,6 +35,8 @@ from coverpick.model.inputs import (
     quality_layout,
     stage2_inputs,
     stage2_layout,
+    text_columns,
+    text_layout,
 )
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
@@ -220,8 +222,8 @@ def fit_mlp(x: np.ndarray, targets: np.ndarray, weights: np.ndarray, seed: int =
 INNER_FOLDS = 4
 
 
-def _fit_first_stage(data: TrainingData, subset: np.ndarray, seed: int) -> tuple[MLP, MLP]:
-    """Fit the quality and platform heads on training-row indices ``subset``, with cap and weights."""
+def _fit_first_stage(data: TrainingData, subset: np.ndarray, seed: int) -> tuple[MLP, MLP, MLP, MLP]:
+    """Fit the quality, platform and two text heads on training-row indices ``subset``, with cap and weights."""
     arrays = data.catalogue
     kept = subset[cap_rows([data.label_sets[i] for i in subset], seed=seed)]
     prototypes = game_prototypes(arrays.features, arrays.game_ids, arrays.edition_ids)
@@ -231,7 +233,9 @@ def _fit_first_stage(data: TrainingData, subset: np.ndarray, seed: int) -> tuple
     platform_rows = kept[data.platform_targets[kept] >= 0]
     onehot = np.eye(len(PLATFORM_FAMILIES), dtype=np.float32)[data.platform_targets[platform_rows]]
     platform = fit_mlp(arrays.features[data.rows[platform_rows]], onehot, class_weights(onehot), seed)
-    return quality, platform
+    text_quality = fit_mlp(text_columns(arrays.features[at]), data.targets[kept], class_weights(data.targets[kept]), seed)
+    text_platform = fit_mlp(text_columns(arrays.features[data.rows[platform_rows]]), onehot, class_weights(onehot), seed)
+    return quality, platform, text_quality, text_platform
 
 
 def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
@@ -243,10 +247,10 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     fitted on the others. With fewer games than that, no second stage is fitted.
     """
     subset = np.asarray(subset, dtype=np.int64)
-    quality, platform = _fit_first_stage(data, subset, seed)
+    quality, platform, text_quality, text_platform = _fit_first_stage(data, subset, seed)
     games = data.game_ids[subset]
     if len(set(games.tolist())) < INNER_FOLDS:
-        return HeadSet(quality, platform, None)
+        return HeadSet(quality, platform, None, text_quality=text_quality, text_platform=text_platform)
     arrays = data.catalogue
     order = sorted(set(games.tolist()))
     random.Random(seed + 1).shuffle(order)
@@ -254,13 +258,19 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     folds = np.array([fold_of[g] for g in games])
     quality_oof = np.zeros((len(subset), len(LABEL_CLASSES)), dtype=np.float32)
     platform_oof = np.zeros((len(subset), len(PLATFORM_FAMILIES)), dtype=np.float32)
+    text_quality_oof = np.zeros_like(quality_oof)
+    text_platform_oof = np.zeros_like(platform_oof)
     for fold in range(INNER_FOLDS):
-        inner = HeadSet(*_fit_first_stage(data, subset[folds != fold], seed), None)
+        inner_quality, inner_platform, inner_text_quality, inner_text_platform = _fit_first_stage(data, subset[folds != fold], seed)
         held = np.flatnonzero(folds == fold)
-        q, p = inner.predict(
-            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, data.rows[subset[held]]
+        held_rows = data.rows[subset[held]]
+        q, p = HeadSet(inner_quality, inner_platform, None).predict(
+            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, held_rows
         )
         quality_oof[held], platform_oof[held] = q, p
+        held_text = text_columns(arrays.features[held_rows])
+        text_quality_oof[held] = inner_text_quality.probabilities(held_text, calibrated=False)
+        text_platform_oof[held] = inner_text_platform.probabilities(held_text, calibrated=False)
     at = data.rows[subset]
     similarity = fit_similarity_space(arrays.features[at], full_view_dim(arrays.features.shape[1]))
     comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids, similarity, arrays.stats)[at]
@@ -272,18 +282,22 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         arrays.stats[at],
         border_columns(arrays.features[at]),
         arrays.phase1[at],
+        text_quality_oof,
     )
     targets = data.targets[subset]
     stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)
-    return HeadSet(quality, platform, stage2, similarity, _fit_platform_stage2(data, subset, platform_oof, seed))
+    platform_stage2 = _fit_platform_stage2(data, subset, platform_oof, text_platform_oof, seed)
+    return HeadSet(quality, platform, stage2, similarity, platform_stage2, text_quality, text_platform)
 
 
-def _fit_platform_stage2(data: TrainingData, subset: np.ndarray, platform_oof: np.ndarray, seed: int) -> MLP | None:
-    """Fit the platform second stage on out-of-fold platform probabilities and phase 1, or None without targets of two families."""
+def _fit_platform_stage2(
+    data: TrainingData, subset: np.ndarray, platform_oof: np.ndarray, text_platform_oof: np.ndarray, seed: int
+) -> MLP | None:
+    """Fit the platform second stage on out-of-fold platform and text probabilities and phase 1, or None without targets of two families."""
     known = data.platform_targets[subset] >= 0
     if len(set(data.platform_targets[subset][known].tolist())) < 2:
         return None
-    x = platform_stage2_inputs(platform_oof[known], data.catalogue.phase1[data.rows[subset][known]])
+    x = platform_stage2_inputs(platform_oof[known], data.catalogue.phase1[data.rows[subset][known]], text_platform_oof[known])
     onehot = np.eye(len(PLATFORM_FAMILIES), dtype=np.float32)[data.platform_targets[subset][known]]
     return fit_mlp(x, onehot, class_weights(onehot), seed)
 
@@ -403,6 +417,7 @@ def train(backbone_id: str | None = None, *, activate: bool = False, seed: int =
         "platform_layout": platform_layout(data.feature_dim),
         "stage2_layout": stage2_layout() if heads.stage2 is not None else None,
         "platform_stage2_layout": platform_stage2_layout() if heads.platform_stage2 is not None else None,
+        "text_layout": text_layout(),
         "thresholds": {"clean": conf.clean_threshold(), "platform": conf.platform_threshold()},
         "label_counts": dict(sorted(label_counts.items())),
         "metrics": metrics,

@@ -67,10 +67,10 @@ class TextLine:
 class TextReader:
     """Read text lines from RGB covers with one OCR engine, built on first use.
 
-    The engine runs each ONNX model on ``threads`` threads (by default
-    OMP_NUM_THREADS or one, as the backbone does, so reading leaves the web
-    server its core) and skips the text-angle classifier: cover text is upright or rotated 90°,
-    and the classifier only separates upright from upside down.
+    The engine runs each ONNX model on ``threads`` threads: by default
+    OMP_NUM_THREADS or one, as for the backbone, so reading leaves the web
+    server its core. It skips the text-angle classifier, which only separates
+    upright text from upside-down text, and cover text is never upside down.
     """
 
     def __init__(self, threads: int | None = None):
