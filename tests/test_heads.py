@@ -58,7 +58,7 @@ def test_platform_below_threshold_abstains():
     assert high.platform == "xbox"
 
 
-def valid_meta(dim=8):
+def valid_meta(dim=8 + TEXT_DIM):
     return {
         "version": "heads-x",
         "backbone": "efficientnet_lite0",
@@ -153,7 +153,7 @@ def test_platform_stage2_reads_phase1():
     features[:, :6] = np.abs(np.random.default_rng(1).normal(size=(2, 6)))
     quality = linear_mlp(np.zeros((len(LABEL_CLASSES), sum(w for _, w in quality_layout(dim)))))
     # A platform head that leans to nintendo for every cover.
-    platform = linear_mlp(np.zeros((len(PLATFORM_FAMILIES), dim)), np.array([2.0, 0.0, 0.0, 0.0]))
+    platform = linear_mlp(np.zeros((len(PLATFORM_FAMILIES), dim - TEXT_DIM)), np.array([2.0, 0.0, 0.0, 0.0]))
     width = sum(w for _, w in platform_stage2_layout())
     # A second stage that adds phase 1's one-hot evidence, three times over, to the head's log-probabilities.
     weights = np.zeros((len(PLATFORM_FAMILIES), width))

@@ -37,7 +37,8 @@ torch = pytest.importorskip("torch", reason="save_checkpoint writes heads.pt wit
 from coverpick.model.train import save_checkpoint  # noqa: E402  (needs torch)
 
 BACKBONE = "efficientnet_lite0"
-FEATURE_DIM = 8
+# Eight image columns, then the text vector.
+FEATURE_DIM = 8 + TEXT_DIM
 HIDDEN = 4
 
 
@@ -58,9 +59,9 @@ def random_heads(seed: int = 0) -> HeadSet:
     stage2_inputs = sum(width for _, width in stage2_layout())
     return HeadSet(
         quality=random_mlp(rng, quality_inputs, len(LABEL_CLASSES)),
-        platform=random_mlp(rng, FEATURE_DIM, len(PLATFORM_FAMILIES)),
+        platform=random_mlp(rng, FEATURE_DIM - TEXT_DIM, len(PLATFORM_FAMILIES)),
         stage2=random_mlp(rng, stage2_inputs, len(LABEL_CLASSES)),
-        similarity=fit_similarity_space(rng.normal(size=(20, FEATURE_DIM)).astype(np.float32), full_dim=FEATURE_DIM // 2),
+        similarity=fit_similarity_space(rng.normal(size=(20, 8)).astype(np.float32), full_dim=4),
         platform_stage2=random_mlp(rng, sum(width for _, width in platform_stage2_layout()), len(PLATFORM_FAMILIES)),
         text_quality=random_mlp(rng, TEXT_DIM, len(LABEL_CLASSES)),
         text_platform=random_mlp(rng, TEXT_DIM, len(PLATFORM_FAMILIES)),

@@ -35,6 +35,7 @@ from coverpick.model.inputs import (
     stage2_layout,
     text_columns,
     text_layout,
+    image_columns,
 )
 
 META_FILE = "meta.json"
@@ -101,16 +102,17 @@ class HeadSet:
         comparisons read each cover's siblings; ``rows`` picks whose verdicts to return.
         """
         rows = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
-        prototypes = game_prototypes(features, game_ids, edition_ids)
+        image = image_columns(features)
+        prototypes = game_prototypes(image, game_ids, edition_ids)
         picked_families = [families[i] for i in rows]
-        x_quality = quality_inputs(features[rows], picked_families, prototypes[rows], stats[rows])
+        x_quality = quality_inputs(image[rows], picked_families, prototypes[rows], stats[rows])
         # The second stage was trained on uncalibrated first-stage outputs, so
         # it reads those; temperatures apply to what is returned.
         quality_raw = self.quality.probabilities(x_quality, calibrated=self.stage2 is None)
-        platform_raw = self.platform.probabilities(features[rows], calibrated=False)
+        platform_raw = self.platform.probabilities(image[rows], calibrated=False)
         text = text_columns(features[rows]) if self.stage2 is not None or self.platform_stage2 is not None else None
         if self.platform_stage2 is None:
-            platform = self.platform.probabilities(features[rows])
+            platform = self.platform.probabilities(image[rows])
         else:
             text_platform = self.text_platform.probabilities(text, calibrated=False)
             platform = self.platform_stage2.probabilities(platform_stage2_inputs(platform_raw, phase1[rows], text_platform))
@@ -195,6 +197,9 @@ def check_meta(meta: dict, backbone: str | None = None, precision: str | None = 
     if meta.get("platform_families") != list(PLATFORM_FAMILIES):
         problems.append(f"platform families {meta.get('platform_families')} differ from {list(PLATFORM_FAMILIES)}")
     dim = meta.get("feature_dim")
+    if not isinstance(dim, int) or dim <= 0:
+        problems.append(f"feature width {dim!r} is not a positive whole number")
+        dim = 0
     if meta.get("layout_version") != LAYOUT_VERSION:
         problems.append(f"quality input layout version {meta.get('layout_version')} differs from {LAYOUT_VERSION}")
     if meta.get("quality_layout") != quality_layout(dim):
