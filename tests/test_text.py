@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from coverpick.catalogue.models import CoverImage
 from coverpick.covers.store import store_image
 from coverpick.model.featurize import featurize, load_texts, text_cache
-from coverpick.vision.text import TEXT_DIM, TextLine, TextReader, text_grams, text_vector
+from coverpick.vision.text import TEXT_DIM, TextLine, TextReader, bounded_aspect, text_grams, text_vector
 from tests.conftest import SHARED
 
 CATALOGUE = SHARED / "catalogue"
@@ -92,6 +92,24 @@ def test_text_vector_score_sums():
 
 def test_reader_tiny_thumbnail(reader):
     assert reader.read(Image.new("RGB", (12, 40), (200, 30, 30))) == []
+
+
+def test_bounded_aspect_pads_a_long_strip_with_white():
+    strip = Image.new("RGB", (2000, 20), (10, 10, 10))
+
+    padded = bounded_aspect(strip)
+
+    assert padded.size == (2000, 500)
+    assert padded.getpixel((5, 5)) == (10, 10, 10)
+    assert padded.getpixel((5, 400)) == (255, 255, 255)
+    assert bounded_aspect(clean_cover()).size == clean_cover().size
+
+
+def test_reader_long_banner_strip(reader):
+    strip = Image.new("RGB", (1600, 60), (255, 255, 255))
+    ImageDraw.Draw(strip).text((20, 8), "Available on every console", fill=(0, 0, 0), font=ImageFont.load_default(size=40))
+
+    assert "avai" in grams_of(reader.read(strip))
 
 
 def test_reader_wrong_mode(reader):

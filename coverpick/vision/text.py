@@ -26,6 +26,7 @@ image content like the features, so it is paid once per distinct image.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ READ_SIZE = 640
 DETECT_SIDE = 480
 # Images with a shorter side than this have no legible text to read.
 MIN_SIDE = 16
+# The detector scales the shorter side to DETECT_SIDE, so its work grows with
+# the aspect ratio: a 2000×20 strip would become 48,000×480 pixels. Longer
+# images are padded with white to this ratio first.
+MAX_ASPECT = 4.0
 _NOT_ALPHANUMERIC = re.compile(r"[^0-9a-z]")
 
 
@@ -101,11 +106,22 @@ class TextReader:
             raise ValueError(f"TextReader.read needs an RGB image, got mode {rgb.mode!r}; convert it first.")
         if min(rgb.size) < MIN_SIDE:
             return []
-        found, _ = self._load()(rgb, use_cls=False)
+        found, _ = self._load()(bounded_aspect(rgb), use_cls=False)
         return [
             TextLine(text=str(text), score=float(score), box=tuple((float(x), float(y)) for x, y in box))
             for box, text, score in (found or [])
         ]
+
+
+def bounded_aspect(rgb: Image.Image) -> Image.Image:
+    """Return the image padded with white on its right or bottom so that its longer side is at most MAX_ASPECT times its shorter."""
+    width, height = rgb.size
+    if max(width, height) <= MAX_ASPECT * min(width, height):
+        return rgb
+    short = math.ceil(max(width, height) / MAX_ASPECT)
+    canvas = Image.new("RGB", (max(width, short), max(height, short)), (255, 255, 255))
+    canvas.paste(rgb, (0, 0))
+    return canvas
 
 
 def text_grams(text: str) -> list[str]:
