@@ -41,6 +41,17 @@ def feature_cache_dir() -> Path:
     return home() / "features"
 
 
+def text_cache_dir() -> Path:
+    """Folder of the cached cover text vectors: COVERPICK_TEXT_CACHE, else the feature cache.
+
+    Text vectors are keyed by image content and depend on nothing else, so
+    several homes (a staging copy, the test suite's many homes) can share one
+    folder and read each image once.
+    """
+    raw = os.environ.get("COVERPICK_TEXT_CACHE", "").strip()
+    return Path(raw).expanduser() if raw else feature_cache_dir()
+
+
 def model_dir() -> Path:
     return home() / "models"
 

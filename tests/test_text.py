@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -167,3 +170,25 @@ def test_featurize_unreadable_text(caplog):
 def test_load_texts_missing_cover():
     with pytest.raises(KeyError, match="no cached cover text for image 0123456789ab"):
         load_texts(["0123456789ab" + "0" * 52])
+
+
+def test_reader_never_imports_torch():
+    """Reading text is on the inference path, which must run without torch."""
+    script = (
+        "import sys, json\n"
+        "from PIL import Image\n"
+        "from coverpick.vision.text import TextReader\n"
+        f"lines = TextReader().read(Image.open({str(CLEAN_COVER)!r}).convert('RGB'))\n"
+        "print(json.dumps({'lines': len(lines), 'torch': sorted(m for m in sys.modules if m.split('.')[0] == 'torch')}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["lines"] > 0
+    assert report["torch"] == []
+
+
+def test_text_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("COVERPICK_TEXT_CACHE", str(tmp_path / "shared-text"))
+
+    assert text_cache().root.parent == tmp_path / "shared-text"

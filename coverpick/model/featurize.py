@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import connection, transaction
 
+from coverpick import conf
 from coverpick.catalogue.models import CoverImage
 from coverpick.covers.decode import ImageDecodeError, ImageInfo, decode_image, to_rgb_on_white
 from coverpick.covers.store import read_bytes
@@ -44,8 +45,8 @@ def profile_cache() -> FeatureCache:
 
 
 def text_cache() -> FeatureCache:
-    """Return the cache of cover text vectors, which depend on the OCR models and not on the backbone."""
-    return FeatureCache(TEXT_VERSION, precision="fp32")
+    """Return the cache of cover text vectors, which depend on the OCR models and not on the backbone (see conf.text_cache_dir)."""
+    return FeatureCache(TEXT_VERSION, root=conf.text_cache_dir(), precision="fp32")
 
 
 @dataclass
