@@ -140,8 +140,14 @@ class BrokenReader:
         raise RuntimeError("engine failed on this image")
 
 
+@pytest.fixture
+def own_text_cache(monkeypatch, tmp_path):
+    """Give the test a text cache of its own: the shared one may already hold its image's vector, and then nothing is read."""
+    monkeypatch.setenv("COVERPICK_TEXT_CACHE", str(tmp_path / "text"))
+
+
 @pytest.mark.django_db
-def test_featurize_text_cache(reader):
+def test_featurize_text_cache(reader, own_text_cache):
     cover = stored_cover(with_notice(clean_cover(), "Code in a box"))
 
     summary = featurize([cover], "text-test-backbone", extractor=MeanExtractor(), reader=reader)
@@ -154,7 +160,7 @@ def test_featurize_text_cache(reader):
 
 
 @pytest.mark.django_db
-def test_featurize_unreadable_text(caplog):
+def test_featurize_unreadable_text(caplog, own_text_cache):
     cover = stored_cover(Image.new("RGB", (300, 420), (40, 90, 160)))
 
     with caplog.at_level(logging.WARNING, logger="coverpick.model.featurize"):
