@@ -157,6 +157,15 @@ def test_load_rejects_missing_similarity_space(checkpoints):
         load_heads(folder, BACKBONE)
 
 
+def test_load_rejects_second_stage_without_text_heads(checkpoints):
+    folder = checkpoints(seed=5)
+    with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:
+        kept = {name: arrays[name] for name in arrays.files if not name.startswith("text_quality_")}
+    np.savez(folder / WEIGHTS_FILE, **kept)
+    with pytest.raises(CheckpointMismatch, match="has a second stage but lacks the text_quality head weights"):
+        load_heads(folder, BACKBONE)
+
+
 class TouchOnUnpickle:
     """An object whose unpickling creates a file, to show whether a loader ran pickled code."""
 

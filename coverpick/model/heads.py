@@ -26,6 +26,7 @@ from coverpick.model.inputs import (
     border_columns,
     comparison_features,
     game_prototypes,
+    image_columns,
     platform_layout,
     platform_stage2_inputs,
     platform_stage2_layout,
@@ -35,7 +36,6 @@ from coverpick.model.inputs import (
     stage2_layout,
     text_columns,
     text_layout,
-    image_columns,
 )
 
 META_FILE = "meta.json"
@@ -102,17 +102,17 @@ class HeadSet:
         comparisons read each cover's siblings; ``rows`` picks whose verdicts to return.
         """
         rows = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
-        image = image_columns(features)
-        prototypes = game_prototypes(image, game_ids, edition_ids)
+        prototypes = game_prototypes(features, game_ids, edition_ids)
+        image = image_columns(features[rows])
         picked_families = [families[i] for i in rows]
-        x_quality = quality_inputs(image[rows], picked_families, prototypes[rows], stats[rows])
+        x_quality = quality_inputs(image, picked_families, image_columns(prototypes[rows]), stats[rows])
         # The second stage was trained on uncalibrated first-stage outputs, so
         # it reads those; temperatures apply to what is returned.
         quality_raw = self.quality.probabilities(x_quality, calibrated=self.stage2 is None)
-        platform_raw = self.platform.probabilities(image[rows], calibrated=False)
+        platform_raw = self.platform.probabilities(image, calibrated=False)
         text = text_columns(features[rows]) if self.stage2 is not None or self.platform_stage2 is not None else None
         if self.platform_stage2 is None:
-            platform = self.platform.probabilities(image[rows])
+            platform = self.platform.probabilities(image)
         else:
             text_platform = self.text_platform.probabilities(text, calibrated=False)
             platform = self.platform_stage2.probabilities(platform_stage2_inputs(platform_raw, phase1[rows], text_platform))

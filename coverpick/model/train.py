@@ -28,6 +28,7 @@ from coverpick.model.inputs import (
     fit_similarity_space,
     full_view_dim,
     game_prototypes,
+    image_columns,
     platform_layout,
     platform_stage2_inputs,
     platform_stage2_layout,
@@ -37,7 +38,6 @@ from coverpick.model.inputs import (
     stage2_layout,
     text_columns,
     text_layout,
-    image_columns,
 )
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
@@ -227,14 +227,17 @@ def _fit_first_stage(data: TrainingData, subset: np.ndarray, seed: int) -> tuple
     """Fit the quality, platform and two text heads on training-row indices ``subset``, with cap and weights."""
     arrays = data.catalogue
     kept = subset[cap_rows([data.label_sets[i] for i in subset], seed=seed)]
-    image = image_columns(arrays.features)
-    prototypes = game_prototypes(image, arrays.game_ids, arrays.edition_ids)
+    # A prototype is a mean per column, so dropping the text columns from it
+    # equals averaging the image columns, without copying all features.
+    prototypes = game_prototypes(arrays.features, arrays.game_ids, arrays.edition_ids)
     at = data.rows[kept]
-    x_quality = quality_inputs(image[at], [arrays.families[i] for i in at], prototypes[at], arrays.stats[at])
+    x_quality = quality_inputs(
+        image_columns(arrays.features[at]), [arrays.families[i] for i in at], image_columns(prototypes[at]), arrays.stats[at]
+    )
     quality = fit_mlp(x_quality, data.targets[kept], class_weights(data.targets[kept]), seed)
     platform_rows = kept[data.platform_targets[kept] >= 0]
     onehot = np.eye(len(PLATFORM_FAMILIES), dtype=np.float32)[data.platform_targets[platform_rows]]
-    platform = fit_mlp(image[data.rows[platform_rows]], onehot, class_weights(onehot), seed)
+    platform = fit_mlp(image_columns(arrays.features[data.rows[platform_rows]]), onehot, class_weights(onehot), seed)
     text_quality = fit_mlp(text_columns(arrays.features[at]), data.targets[kept], class_weights(data.targets[kept]), seed)
     text_platform = fit_mlp(text_columns(arrays.features[data.rows[platform_rows]]), onehot, class_weights(onehot), seed)
     return quality, platform, text_quality, text_platform
