@@ -75,9 +75,9 @@ class TextReader:
     The engine runs each ONNX model on ``threads`` threads: by default
     OMP_NUM_THREADS or one, as for the backbone, so reading leaves the web
     server its core. It skips the text-angle classifier, which only separates
-    upright lines from upside-down ones: box art prints its words upright or
-    a quarter turn round the spine, and an upside-down cover is rare enough
-    not to pay the classifier's time on every line.
+    upright lines from upside-down ones. Box art prints its words upright or a
+    quarter turn round the spine. An upside-down cover is too rare to pay the
+    classifier's time on every line.
     """
 
     def __init__(self, threads: int | None = None):
