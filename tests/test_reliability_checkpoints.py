@@ -148,21 +148,19 @@ def test_load_heads_returns_saved_weights(checkpoints):
         assert np.array_equal(loaded.heads.arrays()[name], array), name
 
 
-def test_load_rejects_missing_similarity_space(checkpoints):
+@pytest.mark.parametrize(
+    "dropped_prefix, message",
+    [
+        ("similarity_", "no similarity space"),
+        ("text_quality_", "has a second stage but lacks the text_quality head weights"),
+    ],
+)
+def test_load_rejects_missing_arrays(checkpoints, dropped_prefix, message):
     folder = checkpoints(seed=4)
     with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:
-        kept = {name: arrays[name] for name in arrays.files if not name.startswith("similarity_")}
-    np.savez(folder / WEIGHTS_FILE, **kept)
-    with pytest.raises(CheckpointMismatch, match="no similarity space"):
-        load_heads(folder, BACKBONE)
-
-
-def test_load_rejects_second_stage_without_text_heads(checkpoints):
-    folder = checkpoints(seed=5)
-    with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as arrays:
-        kept = {name: arrays[name] for name in arrays.files if not name.startswith("text_quality_")}
-    np.savez(folder / WEIGHTS_FILE, **kept)
-    with pytest.raises(CheckpointMismatch, match="has a second stage but lacks the text_quality head weights"):
+        remaining = {name: arrays[name] for name in arrays.files if not name.startswith(dropped_prefix)}
+    np.savez(folder / WEIGHTS_FILE, **remaining)
+    with pytest.raises(CheckpointMismatch, match=message):
         load_heads(folder, BACKBONE)
 
 

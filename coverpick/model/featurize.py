@@ -166,7 +166,7 @@ def _read_text(cover: CoverImage, reader: TextReader) -> np.ndarray:
     except TextReaderUnavailable:
         raise
     except Exception as exc:  # the engine raises OpenCV, ONNX Runtime and its own errors alike
-        logger.warning("Text of cover %s could not be read (%s: %s); it counts as a cover without text.", cover.sha256[:12], type(exc).__name__, exc)
+        logger.warning("Reading the text of cover %s failed (%s: %s); it counts as a cover without text.", cover.sha256[:12], type(exc).__name__, exc)
         lines = []
     return text_vector(lines)
 

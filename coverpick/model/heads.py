@@ -110,7 +110,7 @@ class HeadSet:
         # it reads those; temperatures apply to what is returned.
         quality_raw = self.quality.probabilities(x_quality, calibrated=self.stage2 is None)
         platform_raw = self.platform.probabilities(image, calibrated=False)
-        text = text_columns(features[rows]) if self.stage2 is not None or self.platform_stage2 is not None else None
+        text = text_columns(features[rows])
         if self.platform_stage2 is None:
             platform = self.platform.probabilities(image)
         else:

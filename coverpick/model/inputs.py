@@ -13,21 +13,21 @@ the game's other editions, zeros when there are none) and the 10 image
 statistics. The platform head reads the D columns alone.
 
 Two text heads read the text vector alone: one for the quality classes and
-one for the platform family. Keeping the words out of the image heads and
-meeting them only in the second stages kept the image classes where they
-were: on the sample catalogue, under cross-validation by game, reading the
-text in the quality head as well lowered 3d_render from 0.90 to 0.85,
-wrong_console from 0.98 to 0.94 and margins from 0.98 to 0.93. A platform second stage reads the platform
-head's and the platform text head's log-probabilities and the phase-1
-heuristic's call.
+one for the platform family. The words meet the pixels only in the second
+stages. On the sample catalogue, under cross-validation by game, reading
+the text in the image quality head as well lowered 3d_render from 0.90 to
+0.85, wrong_console from 0.98 to 0.94 and margins from 0.98 to 0.93.
+
+A platform second stage reads the platform head's and the platform text
+head's log-probabilities and the phase-1 heuristic's call.
 
 The quality second stage reads a few strong inputs that would drown among
 thousands of feature dimensions: the quality head's log-probabilities, the
 platform head's probabilities and its probability of the declared family,
 the declared one-hot, the comparison scalars (similarity to the game's other
-covers), the 10 statistics, the border composition, and the phase-1
-heuristic's platform call, then the quality text head's log-probabilities. The comparison inputs include a contrast with the
-cover's nearest sibling (see ``comparison_features``). A checkpoint stores
+covers), the 10 statistics, the border composition, the phase-1
+heuristic's platform call, and the quality text head's log-probabilities.
+The comparison inputs include a contrast with the cover's nearest sibling (see ``comparison_features``). A checkpoint stores
 the layouts it was trained with, and loading refuses layouts that differ
 from this module's.
 """
@@ -326,6 +326,11 @@ def phase1_onehot(results: list[dict | None]) -> np.ndarray:
     return onehot
 
 
+def _log_probs(probs: np.ndarray) -> np.ndarray:
+    """Return the natural log of the float32 probabilities plus 1e-4, so that a zero stays finite."""
+    return np.log(np.asarray(probs, dtype=np.float32) + 1e-4)
+
+
 def platform_stage2_inputs(platform_probs: np.ndarray, phase1: np.ndarray, text_platform_probs: np.ndarray) -> np.ndarray:
     """Concatenate the platform second stage's inputs in layout order.
 
@@ -335,10 +340,10 @@ def platform_stage2_inputs(platform_probs: np.ndarray, phase1: np.ndarray, text_
     phase1 = np.asarray(phase1, dtype=np.float32)
     return np.concatenate(
         [
-            np.log(np.asarray(platform_probs, dtype=np.float32) + 1e-4),
+            _log_probs(platform_probs),
             phase1,
             phase1.max(axis=1, keepdims=True),
-            np.log(np.asarray(text_platform_probs, dtype=np.float32) + 1e-4),
+            _log_probs(text_platform_probs),
         ],
         axis=1,
     )
@@ -366,7 +371,7 @@ def stage2_inputs(
     agreement = (phase1 * onehot).sum(axis=1, keepdims=True) - (phase1 * (1.0 - onehot)).sum(axis=1, keepdims=True)
     return np.concatenate(
         [
-            np.log(np.asarray(quality_probs, dtype=np.float32) + 1e-4),
+            _log_probs(quality_probs),
             np.asarray(platform_probs, dtype=np.float32),
             declared.astype(np.float32),
             onehot,
@@ -375,7 +380,7 @@ def stage2_inputs(
             np.asarray(border, dtype=np.float32).reshape(len(families), BORDER_DIM),
             phase1,
             agreement,
-            np.log(np.asarray(text_quality_probs, dtype=np.float32) + 1e-4),
+            _log_probs(text_quality_probs),
         ],
         axis=1,
     )
