@@ -103,14 +103,14 @@ class HeadSet:
         """
         rows = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
         prototypes = game_prototypes(features, game_ids, edition_ids)
-        image = image_columns(features[rows])
+        image = image_columns(features, rows)
         picked_families = [families[i] for i in rows]
-        x_quality = quality_inputs(image, picked_families, image_columns(prototypes[rows]), stats[rows])
+        x_quality = quality_inputs(image, picked_families, image_columns(prototypes, rows), stats[rows])
         # The second stage was trained on uncalibrated first-stage outputs, so
         # it reads those; temperatures apply to what is returned.
         quality_raw = self.quality.probabilities(x_quality, calibrated=self.stage2 is None)
         platform_raw = self.platform.probabilities(image, calibrated=False)
-        text = text_columns(features[rows])
+        text = text_columns(features, rows)
         if self.platform_stage2 is None:
             platform = self.platform.probabilities(image)
         else:
@@ -125,7 +125,7 @@ class HeadSet:
             picked_families,
             comparisons,
             stats[rows],
-            border_columns(features[rows]),
+            border_columns(features, rows),
             phase1[rows],
             self.text_quality.probabilities(text, calibrated=False),
         )

@@ -89,15 +89,20 @@ def text_layout() -> list[list]:
     return [["cover_text", TEXT_DIM]]
 
 
-def image_columns(features: np.ndarray) -> np.ndarray:
-    """Return image features without their text vector: what the quality and platform heads read."""
+def image_columns(features: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Return image features without their text vector: what the quality and platform heads read.
+
+    ``rows`` picks rows in the same pass, so the text columns are never copied.
+    """
     features = np.asarray(features, dtype=np.float32)
-    return np.concatenate([features[:, : -(TEXT_DIM + PROFILE_DIM)], features[:, -PROFILE_DIM:]], axis=1)
+    picked = slice(None) if rows is None else np.asarray(rows, dtype=np.int64)
+    return np.concatenate([features[picked, : -(TEXT_DIM + PROFILE_DIM)], features[picked, -PROFILE_DIM:]], axis=1)
 
 
-def text_columns(features: np.ndarray) -> np.ndarray:
-    """Return the text vector inside image features (see coverpick.vision.text.text_vector)."""
-    return np.asarray(features, dtype=np.float32)[:, -(TEXT_DIM + PROFILE_DIM) : -PROFILE_DIM]
+def text_columns(features: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Return the text vector inside image features (see coverpick.vision.text.text_vector), of ``rows`` if given."""
+    picked = slice(None) if rows is None else np.asarray(rows, dtype=np.int64)
+    return np.asarray(features, dtype=np.float32)[picked, -(TEXT_DIM + PROFILE_DIM) : -PROFILE_DIM]
 
 
 def stage2_layout() -> list[list]:
@@ -272,9 +277,10 @@ def comparison_features(
     return result
 
 
-def border_columns(features: np.ndarray) -> np.ndarray:
-    """Return the border composition at the end of image features (see coverpick.vision.stats.border_composition)."""
-    return np.asarray(features, dtype=np.float32)[:, -BORDER_DIM:]
+def border_columns(features: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Return the border composition at the end of image features (see coverpick.vision.stats.border_composition), of ``rows`` if given."""
+    picked = slice(None) if rows is None else np.asarray(rows, dtype=np.int64)
+    return np.asarray(features, dtype=np.float32)[picked, -BORDER_DIM:]
 
 
 def _profile_summary(profile: np.ndarray) -> np.ndarray:
