@@ -63,7 +63,7 @@ MAX_STEPS = 800
 # cheap, so the fixed cost of a step dominates: at 800 steps their ten fits
 # took 11.5 s of a 65.6 s retrain at 27,000 rows. The sample catalogue's
 # folds train them MIN_STEPS steps either way, so its cross-validation
-# cannot tell the two apart; the effect at that size is not measured.
+# cannot tell the two apart. The effect at that size is not measured.
 TEXT_MAX_STEPS = MIN_STEPS
 VALIDATION_SHARE = 0.2
 
