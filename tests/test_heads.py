@@ -6,15 +6,19 @@ import pytest
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.model.heads import MLP, CheckpointMismatch, HeadSet, check_meta, decide
 from coverpick.model.inputs import (
+    BORDER_DIM,
     LAYOUT_VERSION,
+    border_columns,
     comparison_features,
     fit_similarity_space,
     game_prototypes,
+    image_columns,
     platform_layout,
     platform_stage2_inputs,
     platform_stage2_layout,
     quality_layout,
     stage2_layout,
+    text_columns,
 )
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_DIM, PROFILE_VERSION
@@ -177,6 +181,24 @@ def test_platform_stage2_reads_phase1():
     expected = platform_stage2_inputs(alone, phase1, np.full((2, len(PLATFORM_FAMILIES)), 0.25))
     assert expected.shape == (2, width)
     assert expected[1, 2 * len(PLATFORM_FAMILIES)] == pytest.approx(0.9)
+
+
+def test_column_slices_with_rows():
+    rng = np.random.default_rng(3)
+    features = rng.random((6, 40 + TEXT_DIM + PROFILE_DIM), dtype=np.float32)
+    rows = np.array([4, 0, 4, 2])
+
+    image = image_columns(features, rows)
+    assert image.shape == (4, 40 + PROFILE_DIM)
+    assert np.array_equal(image, image_columns(features[rows]))
+    assert np.array_equal(image[:, :40], features[rows, :40])
+    assert np.array_equal(image[:, 40:], features[rows, -PROFILE_DIM:])
+
+    text = text_columns(features, rows)
+    assert np.array_equal(text, features[rows, 40 : 40 + TEXT_DIM])
+    assert np.array_equal(text_columns(features), features[:, 40 : 40 + TEXT_DIM])
+
+    assert np.array_equal(border_columns(features, rows), features[rows, -BORDER_DIM:])
 
 
 def test_prototype_excludes_same_edition_and_is_zero_without_other_editions():
