@@ -438,7 +438,7 @@ def train(backbone_id: str | None = None, *, activate: bool = False, seed: int =
         "metrics": metrics,
         "hyperparameters": {
             "hidden": HIDDEN, "dropout": DROPOUT, "weight_decay": WEIGHT_DECAY, "class_cap": CLASS_CAP,
-            "max_class_weight": MAX_CLASS_WEIGHT, "seed": seed,
+            "max_class_weight": MAX_CLASS_WEIGHT, "seed": seed, "max_steps": MAX_STEPS, "text_max_steps": TEXT_MAX_STEPS,
         },
     }
     folder = conf.model_dir() / version
