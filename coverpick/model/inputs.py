@@ -52,7 +52,7 @@ N_PROFILE_SUMMARY = 2 * 2 * len(MEASURES)
 N_SIMILARITIES = 5
 N_CONTRAST = 1 + N_PROFILE_SUMMARY + N_STATS
 N_COMPARISONS = N_SIMILARITIES + N_CONTRAST
-LAYOUT_VERSION = 8
+LAYOUT_VERSION = 9
 # Dimensions of the whitened space in which covers are compared with their siblings.
 SIMILARITY_DIMS = 256
 # Rows the space is fitted on at most. An SVD of 27,000 × 1,280 features took
@@ -332,9 +332,15 @@ def phase1_onehot(results: list[dict | None]) -> np.ndarray:
     return onehot
 
 
+# Added to a first-stage probability before its log, so that a zero stays
+# finite and one head's 0.00 does not outweigh another's 0.7 once the second
+# stage standardises its inputs. README, Results, compares it with 1e-4 and 0.05.
+LOG_PROB_FLOOR = 0.01
+
+
 def _log_probs(probs: np.ndarray) -> np.ndarray:
-    """Return the natural log of the float32 probabilities plus 1e-4, so that a zero stays finite."""
-    return np.log(np.asarray(probs, dtype=np.float32) + 1e-4)
+    """Return the natural log of the float32 probabilities plus LOG_PROB_FLOOR."""
+    return np.log(np.asarray(probs, dtype=np.float32) + LOG_PROB_FLOOR)
 
 
 def platform_stage2_inputs(platform_probs: np.ndarray, phase1: np.ndarray, text_platform_probs: np.ndarray) -> np.ndarray:
