@@ -12,8 +12,8 @@ if not os.environ.get("COVERPICK_TEST_HOME"):
 os.environ["COVERPICK_HOME"] = os.environ["COVERPICK_TEST_HOME"]
 
 # Cover text vectors are keyed by image content, so one folder serves every
-# home a test makes, and the next session, instead of reading the sample's
-# covers again in each (about 0.4 s per cover).
+# home a test makes, and later runs, instead of reading the sample's covers
+# again in each (about 0.4 s per cover).
 os.environ.setdefault(
     "COVERPICK_TEXT_CACHE", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test-artifacts", "text-cache")
 )

@@ -89,20 +89,24 @@ def text_layout() -> list[list]:
     return [["cover_text", TEXT_DIM]]
 
 
+def _row_index(rows: np.ndarray | None) -> slice | np.ndarray:
+    """Return an index that picks ``rows``, or every row when it is None."""
+    return slice(None) if rows is None else np.asarray(rows, dtype=np.int64)
+
+
 def image_columns(features: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Return image features without their text vector: what the quality and platform heads read.
 
     ``rows`` picks rows in the same pass, so the text columns are never copied.
     """
     features = np.asarray(features, dtype=np.float32)
-    picked = slice(None) if rows is None else np.asarray(rows, dtype=np.int64)
+    picked = _row_index(rows)
     return np.concatenate([features[picked, : -(TEXT_DIM + PROFILE_DIM)], features[picked, -PROFILE_DIM:]], axis=1)
 
 
 def text_columns(features: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Return the text vector inside image features (see coverpick.vision.text.text_vector), of ``rows`` if given."""
-    picked = slice(None) if rows is None else np.asarray(rows, dtype=np.int64)
-    return np.asarray(features, dtype=np.float32)[picked, -(TEXT_DIM + PROFILE_DIM) : -PROFILE_DIM]
+    return np.asarray(features, dtype=np.float32)[_row_index(rows), -(TEXT_DIM + PROFILE_DIM) : -PROFILE_DIM]
 
 
 def stage2_layout() -> list[list]:
@@ -200,12 +204,20 @@ def full_view_dim(feature_dim: int) -> int:
     return (feature_dim - TEXT_DIM - PROFILE_DIM) // len(VIEWS)
 
 
-def fit_similarity_space(features: np.ndarray, full_dim: int, dims: int = SIMILARITY_DIMS) -> SimilaritySpace:
-    """Fit the comparison space on training covers' image features, of which it reads the first ``full_dim`` (the full view)."""
+def fit_similarity_space(
+    features: np.ndarray, full_dim: int, dims: int = SIMILARITY_DIMS, rows: np.ndarray | None = None
+) -> SimilaritySpace:
+    """Fit the comparison space on the image features of training covers ``rows`` (default: all).
+
+    It reads the full view (the first ``full_dim`` columns) and the mean of
+    the bands view after it. At most SIMILARITY_FIT_ROWS rows are drawn, and
+    only they and those columns are copied.
+    """
     features = np.asarray(features, dtype=np.float32)
-    if len(features) > SIMILARITY_FIT_ROWS:
-        picked = np.random.default_rng(0).choice(len(features), SIMILARITY_FIT_ROWS, replace=False)
-        features = features[np.sort(picked)]
+    picked = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
+    if len(picked) > SIMILARITY_FIT_ROWS:
+        picked = picked[np.sort(np.random.default_rng(0).choice(len(picked), SIMILARITY_FIT_ROWS, replace=False))]
+    features = features[picked, : 2 * full_dim]
     full = features[:, :full_dim]
     mean = full.mean(axis=0)
     _, singular, vt = np.linalg.svd(full - mean, full_matrices=False)
@@ -279,8 +291,7 @@ def comparison_features(
 
 def border_columns(features: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Return the border composition at the end of image features (see coverpick.vision.stats.border_composition), of ``rows`` if given."""
-    picked = slice(None) if rows is None else np.asarray(rows, dtype=np.int64)
-    return np.asarray(features, dtype=np.float32)[picked, -BORDER_DIM:]
+    return np.asarray(features, dtype=np.float32)[_row_index(rows), -BORDER_DIM:]
 
 
 def _profile_summary(profile: np.ndarray) -> np.ndarray:

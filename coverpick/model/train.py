@@ -246,9 +246,10 @@ def _fit_first_stage(data: TrainingData, subset: np.ndarray, seed: int) -> tuple
     platform_rows = kept[data.platform_targets[kept] >= 0]
     onehot = np.eye(len(PLATFORM_FAMILIES), dtype=np.float32)[data.platform_targets[platform_rows]]
     platform_at = data.rows[platform_rows]
-    platform = fit_mlp(image_columns(arrays.features, platform_at), onehot, class_weights(onehot), seed)
+    platform_weights = class_weights(onehot)
+    platform = fit_mlp(image_columns(arrays.features, platform_at), onehot, platform_weights, seed)
     text_quality = fit_mlp(text_columns(arrays.features, at), data.targets[kept], weights, seed, TEXT_MAX_STEPS)
-    text_platform = fit_mlp(text_columns(arrays.features, platform_at), onehot, class_weights(onehot), seed, TEXT_MAX_STEPS)
+    text_platform = fit_mlp(text_columns(arrays.features, platform_at), onehot, platform_weights, seed, TEXT_MAX_STEPS)
     return quality, platform, text_quality, text_platform
 
 
@@ -286,8 +287,7 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         text_quality_oof[held] = inner_text_quality.probabilities(held_text, calibrated=False)
         text_platform_oof[held] = inner_text_platform.probabilities(held_text, calibrated=False)
     at = data.rows[subset]
-    full_dim = full_view_dim(arrays.features.shape[1])
-    similarity = fit_similarity_space(arrays.features[:, : 2 * full_dim][at], full_dim)
+    similarity = fit_similarity_space(arrays.features, full_view_dim(arrays.features.shape[1]), rows=at)
     comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids, similarity, arrays.stats)[at]
     x_stage2 = stage2_inputs(
         quality_oof,
