@@ -172,8 +172,8 @@ def test_platform_stage2_reads_phase1():
     phase1 = np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.9, 0.0]], dtype=np.float32)
     families, games, editions, stats = ["nintendo", "xbox"], ["g1", "g2"], ["e1", "e2"], np.zeros((2, 10), np.float32)
 
-    _, alone = HeadSet(quality, platform, None).predict(features, families, games, editions, stats, phase1)
-    _, together = HeadSet(quality, platform, None, platform_stage2=fused, text_platform=no_text).predict(features, families, games, editions, stats, phase1)
+    _, alone = HeadSet(quality, platform, None).predict(features, families, games, editions, stats, phase1, ["A", "B"])
+    _, together = HeadSet(quality, platform, None, platform_stage2=fused, text_platform=no_text).predict(features, families, games, editions, stats, phase1, ["A", "B"])
 
     assert alone.argmax(axis=1).tolist() == [0, 0]
     # Without a phase-1 call the head's lean wins; phase 1's confident xbox call outweighs it.

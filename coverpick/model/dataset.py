@@ -47,13 +47,14 @@ def lint_labels() -> None:
 
 @dataclass
 class ListingContext:
-    """Listing context the heads read besides pixels: ids, image hashes, families, games and editions."""
+    """Listing context the heads read besides pixels: ids, image hashes, families, games, editions and game titles."""
 
     listing_ids: list[int] = field(default_factory=list)
     sha256: list[str] = field(default_factory=list)
     families: list[str] = field(default_factory=list)
     game_ids: list[int] = field(default_factory=list)
     edition_ids: list[int] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
 
 
 def usable_listings():
@@ -63,13 +64,14 @@ def usable_listings():
 
 def listing_context(listings) -> ListingContext:
     context = ListingContext()
-    rows = listings.values_list("pk", "cover__sha256", "platform_family", "edition__game_id", "edition_id").order_by("pk")
-    for pk, sha, family, game_id, edition_id in rows:
+    rows = listings.values_list("pk", "cover__sha256", "platform_family", "edition__game_id", "edition_id", "edition__game__title").order_by("pk")
+    for pk, sha, family, game_id, edition_id, title in rows:
         context.listing_ids.append(pk)
         context.sha256.append(sha)
         context.families.append(family)
         context.game_ids.append(game_id)
         context.edition_ids.append(edition_id)
+        context.titles.append(title)
     return context
 
 

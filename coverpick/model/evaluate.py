@@ -59,7 +59,7 @@ def cross_validate(
         heads = fit_heads(data, np.flatnonzero(row_fold != fold), seed)
         held = np.flatnonzero(listing_fold == fold)
         quality_probs[held], platform_probs[held] = heads.predict(
-            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, held
+            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, arrays.titles, held
         )
         if report is not None:
             report(f"fold {fold + 1}/{folds} done")

@@ -33,6 +33,7 @@ from coverpick.model.inputs import (
     quality_inputs,
     quality_layout,
     stage2_inputs,
+    title_match,
     stage2_layout,
     text_columns,
     text_layout,
@@ -95,11 +96,12 @@ class HeadSet:
     text_quality: MLP | None = None
     text_platform: MLP | None = None
 
-    def predict(self, features, families, game_ids, edition_ids, stats, phase1, rows=None) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, features, families, game_ids, edition_ids, stats, phase1, titles, rows=None) -> tuple[np.ndarray, np.ndarray]:
         """Return (quality probabilities, platform probabilities) for ``rows`` (default: all).
 
         All covers of the games involved must be passed, because prototypes and
         comparisons read each cover's siblings; ``rows`` picks whose verdicts to return.
+        ``titles`` are the covers' game titles, which the text is matched with.
         """
         rows = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
         prototypes = game_prototypes(features, game_ids, edition_ids)
@@ -128,6 +130,7 @@ class HeadSet:
             border_columns(features, rows),
             phase1[rows],
             self.text_quality.probabilities(text, calibrated=False),
+            title_match(features, titles, game_ids)[rows],
         )
         return self.stage2.probabilities(x_stage2), platform
 

@@ -26,7 +26,8 @@ thousands of feature dimensions: the quality head's log-probabilities, the
 platform head's probabilities and its probability of the declared family,
 the declared one-hot, the comparison scalars (similarity to the game's other
 covers), the 10 statistics, the border composition, the phase-1
-heuristic's platform call, and the quality text head's log-probabilities.
+heuristic's platform call, the quality text head's log-probabilities, and
+how much of the game's title the cover's text carries (see ``title_match``).
 The comparison inputs include a contrast with the cover's nearest sibling (see ``comparison_features``). A checkpoint stores
 the layouts it was trained with, and loading refuses layouts that differ
 from this module's.
@@ -41,7 +42,7 @@ import numpy as np
 from coverpick.labels import PLATFORM_FAMILIES
 from coverpick.vision.presets import VIEWS
 from coverpick.vision.profile import MEASURES, PROFILE_DIM, PROFILE_ROWS, STRIP_DIM
-from coverpick.vision.text import TEXT_DIM
+from coverpick.vision.text import TEXT_DIM, title_buckets
 from coverpick.vision.stats import BORDER_DIM
 
 N_STATS = 10
@@ -52,7 +53,8 @@ N_PROFILE_SUMMARY = 2 * 2 * len(MEASURES)
 N_SIMILARITIES = 5
 N_CONTRAST = 1 + N_PROFILE_SUMMARY + N_STATS
 N_COMPARISONS = N_SIMILARITIES + N_CONTRAST
-LAYOUT_VERSION = 9
+N_TITLE_MATCH = 3
+LAYOUT_VERSION = 10
 # Dimensions of the whitened space in which covers are compared with their siblings.
 SIMILARITY_DIMS = 256
 # Rows the space is fitted on at most. An SVD of 27,000 × 1,280 features took
@@ -120,6 +122,7 @@ def stage2_layout() -> list[list]:
         ["border_composition", BORDER_DIM],
         ["phase1_evidence", len(PLATFORM_FAMILIES) + 1],
         ["text_quality_log_probs", 14],
+        ["title_match", N_TITLE_MATCH],
     ]
 
 
@@ -289,6 +292,49 @@ def comparison_features(
     return result
 
 
+def title_match(features: np.ndarray, titles: list[str], game_ids: list) -> np.ndarray:
+    """Measure how much of its game's title each cover's printed text carries.
+
+    A cover of another game rarely prints this game's title, while the real
+    cover usually does, unless its logo is too stylised to read. The text
+    vector keeps only hashed character n-grams, so the match is counted on
+    buckets: the columns are
+    1. the share of the title's n-gram buckets that the cover's text fills;
+    2. the share of all buckets the text fills, which is the first column's
+       level by chance alone, high for covers with much small print;
+    3. the first column minus its highest value among the other covers of the
+       game, since a game whose logo no cover's text reads is not evidence
+       against any one of them.
+    A title without letters or digits of a-z and 0-9 (one in Japanese script,
+    say) gives no evidence either way: its first column is the second and
+    its third is zero.
+    """
+    present = text_columns(features) > 0.0
+    result = np.zeros((len(titles), N_TITLE_MATCH), dtype=np.float32)
+    result[:, 1] = present.mean(axis=1)
+    readable = np.zeros(len(titles), dtype=bool)
+    buckets_of: dict[str, np.ndarray] = {}
+    for row, title in enumerate(titles):
+        buckets = buckets_of.get(title)
+        if buckets is None:
+            buckets = buckets_of[title] = title_buckets(title)
+        readable[row] = len(buckets) > 0
+        result[row, 0] = present[row, buckets].mean() if readable[row] else result[row, 1]
+    rows_by_game: dict = {}
+    for row, game in enumerate(game_ids):
+        rows_by_game.setdefault(game, []).append(row)
+    for rows in rows_by_game.values():
+        members = np.array(rows)
+        if len(members) < 2 or not readable[members].all():
+            continue
+        match = result[members, 0]
+        first, second = np.argsort(-match, kind="stable")[:2]
+        others_best = np.full(len(members), match[first], dtype=np.float32)
+        others_best[first] = match[second]
+        result[members, 2] = match - others_best
+    return result
+
+
 def border_columns(features: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Return the border composition at the end of image features (see coverpick.vision.stats.border_composition), of ``rows`` if given."""
     return np.asarray(features, dtype=np.float32)[_row_index(rows), -BORDER_DIM:]
@@ -381,10 +427,12 @@ def stage2_inputs(
     border: np.ndarray,
     phase1: np.ndarray,
     text_quality_probs: np.ndarray,
+    titles: np.ndarray,
 ) -> np.ndarray:
     """Concatenate the second stage's inputs in layout order.
 
-    ``border`` is ``border_columns`` of the covers' image features.
+    ``border`` is ``border_columns`` of the covers' image features, and
+    ``titles`` their ``title_match`` rows.
     ``phase1`` is ``phase1_onehot`` of the covers; the last column added from it
     is phase 1's confidence in the declared family minus its confidence in any other.
     """
@@ -404,6 +452,7 @@ def stage2_inputs(
             phase1,
             agreement,
             _log_probs(text_quality_probs),
+            np.asarray(titles, dtype=np.float32).reshape(len(families), N_TITLE_MATCH),
         ],
         axis=1,
     )

@@ -129,6 +129,7 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
             context.edition_ids,
             load_stats(context.sha256),
             load_phase1(context.sha256),
+            context.titles,
             picked,
         )
         predictions = decide(quality_probs, platform_probs, clean_floor, platform_floor)

@@ -35,6 +35,7 @@ from coverpick.model.inputs import (
     quality_inputs,
     quality_layout,
     stage2_inputs,
+    title_match,
     stage2_layout,
     text_columns,
     text_layout,
@@ -80,6 +81,7 @@ class CatalogueArrays:
     families: list[str]
     game_ids: list[int]
     edition_ids: list[int]
+    titles: list[str]
     features: np.ndarray
     stats: np.ndarray
     phase1: np.ndarray
@@ -118,6 +120,7 @@ def catalogue_arrays(backbone_id: str, progress: bool = False) -> CatalogueArray
         families=context.families,
         game_ids=context.game_ids,
         edition_ids=context.edition_ids,
+        titles=context.titles,
         features=load_image_features(context.sha256, backbone_id),
         stats=load_stats(context.sha256),
         phase1=load_phase1(context.sha256),
@@ -280,7 +283,7 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         held = np.flatnonzero(folds == fold)
         held_rows = data.rows[subset[held]]
         q, p = HeadSet(inner_quality, inner_platform, None).predict(
-            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, held_rows
+            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, arrays.titles, held_rows
         )
         quality_oof[held], platform_oof[held] = q, p
         held_text = text_columns(arrays.features, held_rows)
@@ -298,6 +301,7 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         border_columns(arrays.features, at),
         arrays.phase1[at],
         text_quality_oof,
+        title_match(arrays.features, arrays.titles, arrays.game_ids)[at],
     )
     targets = data.targets[subset]
     stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)
@@ -320,7 +324,7 @@ def _fit_platform_stage2(
 def predict_rows(heads: HeadSet, data: TrainingData, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     arrays = data.catalogue
     return heads.predict(
-        arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, data.rows[subset]
+        arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, arrays.titles, data.rows[subset]
     )
 
 

@@ -132,6 +132,19 @@ def text_grams(text: str) -> list[str]:
     return [letters[start : start + size] for size in GRAM_SIZES for start in range(len(letters) - size + 1)]
 
 
+def gram_bucket(gram: str) -> int:
+    """Return the text-vector bucket of one character n-gram (CRC-32, so the same in every process)."""
+    return zlib.crc32(gram.encode("ascii")) % TEXT_DIM
+
+
+def title_buckets(title: str) -> np.ndarray:
+    """Return the sorted, distinct text-vector buckets of the n-grams of ``title``.
+
+    The result is empty when the title has no letters a-z or digits 0-9.
+    """
+    return np.array(sorted({gram_bucket(gram) for gram in text_grams(title)}), dtype=np.int64)
+
+
 def text_vector(lines: list[TextLine]) -> np.ndarray:
     """Hash the lines' character n-grams into TEXT_DIM buckets: log(1 + sum of recognition scores) per bucket.
 
@@ -141,5 +154,5 @@ def text_vector(lines: list[TextLine]) -> np.ndarray:
     counts = np.zeros(TEXT_DIM, dtype=np.float64)
     for line in lines:
         for gram in text_grams(line.text):
-            counts[zlib.crc32(gram.encode("ascii")) % TEXT_DIM] += line.score
+            counts[gram_bucket(gram)] += line.score
     return np.log1p(counts).astype(np.float32)
