@@ -33,10 +33,10 @@ from coverpick.model.inputs import (
     quality_inputs,
     quality_layout,
     stage2_inputs,
-    title_match,
     stage2_layout,
     text_columns,
     text_layout,
+    title_match,
 )
 
 META_FILE = "meta.json"

@@ -35,10 +35,10 @@ from coverpick.model.inputs import (
     quality_inputs,
     quality_layout,
     stage2_inputs,
-    title_match,
     stage2_layout,
     text_columns,
     text_layout,
+    title_match,
 )
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
