@@ -6,7 +6,7 @@ import pytest
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.model.heads import MLP, CheckpointMismatch, HeadSet, check_meta, decide
 from coverpick.model.inputs import (
-    BORDER_DIM,
+    BORDER_COLUMNS,
     LAYOUT_VERSION,
     border_columns,
     comparison_features,
@@ -198,7 +198,7 @@ def test_column_slices_with_rows():
     assert np.array_equal(text, features[rows, 40 : 40 + TEXT_DIM])
     assert np.array_equal(text_columns(features), features[:, 40 : 40 + TEXT_DIM])
 
-    assert np.array_equal(border_columns(features, rows), features[rows, -BORDER_DIM:])
+    assert np.array_equal(border_columns(features, rows), features[rows, -BORDER_COLUMNS:])
 
 
 def test_prototype_excludes_same_edition_and_is_zero_without_other_editions():

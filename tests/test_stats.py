@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from coverpick.covers.decode import decode_rgba
-from coverpick.vision.stats import BORDER_DIM, BORDER_MEASURES, BORDER_SIDES, STAT_NAMES, border_composition, image_statistics
+from coverpick.vision.stats import BORDER_DIM, BORDER_MEASURES, BORDER_SIDES, STAT_NAMES, border_composition, corner_fill, image_statistics
 from tests.conftest import SHARED
 
 CATALOGUE = SHARED / "catalogue"
@@ -317,3 +317,62 @@ def test_border_composition_separates_background_classes(catalogue_statistics):
     assert separation(margins, bad_background) >= 0.05 + separation(
         border_white[label_mask(labels, "margins")], border_white[label_mask(labels, "bad_background")]
     )
+
+
+def rounded_cover(size: tuple[int, int], fill, radius_share: float = 0.04) -> Image.Image:
+    """A noise cover whose four corners are cut round, with ``fill`` (RGBA) showing outside the rounded rectangle."""
+    cover = noise_rgba(*size)
+    mask = Image.new("L", size, 0)
+    radius = int(radius_share * min(size))
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, size[0] - 1, size[1] - 1), radius=radius, fill=255)
+    canvas = Image.new("RGBA", size, fill)
+    canvas.paste(cover, (0, 0), mask)
+    return canvas
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        (rounded_cover((300, 420), (0, 0, 0, 255)), [1.0, 1.0, 0.0]),
+        (rounded_cover((300, 420), (128, 128, 128, 255), radius_share=0.08), [1.0, 1.0, 0.0]),
+        (rounded_cover((300, 420), (255, 255, 255, 255)), [1.0, 1.0, 1.0]),
+        # The border composition measures transparent corners, so this does not.
+        (rounded_cover((300, 420), (0, 0, 0, 0)), [0.0, 0.0, 0.0]),
+        (noise_rgba(300, 420), [0.0, 0.0, 0.0]),
+        # A canvas runs along the edges further than a rounded corner would.
+        (on_canvas(noise_rgba(300, 300), (300, 420), (0, 0, 0, 255)), [0.0, 0.0, 0.0]),
+        (rounded_cover((12, 16), (0, 0, 0, 255)), [0.0, 0.0, 0.0]),
+    ],
+    ids=["black", "grey-wide-radius", "white", "transparent", "full-bleed", "canvas", "tiny"],
+)
+def test_corner_fill_synthetic(image, expected):
+    assert corner_fill(image).tolist() == expected
+
+
+def test_corner_fill_mixed_colours():
+    image = rounded_cover((300, 420), (0, 0, 0, 255))
+    magenta = rounded_cover((300, 420), (255, 0, 255, 255))
+    image.paste(magenta.crop((0, 210, 300, 420)), (0, 210))
+
+    values = corner_fill(image)
+
+    assert values[0] == 1.0
+    assert values[1] == 0.0
+
+
+def test_corner_fill_sample_covers():
+    """On the sample, four corners cut in one colour mark bad_background covers only."""
+    truth = CATALOGUE / "truth.jsonl"
+    if not truth.is_file():
+        pytest.fail(f"Sample catalogue not found at {truth}; set COVERPICK_SHARED to the folder that holds catalogue/.")
+    flagged_labels = []
+    with open(truth, encoding="utf-8") as lines:
+        for line in lines:
+            listing = json.loads(line)
+            img, _ = decode_rgba((CATALOGUE / listing["image"]).read_bytes(), draft_size=(224, 224))
+            if corner_fill(img)[1] == 1.0:
+                flagged_labels.append(set(listing["labels"]))
+
+    # Measured: 10 covers, every one labelled bad_background.
+    assert len(flagged_labels) >= 8
+    assert all("bad_background" in labels for labels in flagged_labels)

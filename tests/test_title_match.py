@@ -7,9 +7,8 @@ import pytest
 from PIL import Image
 
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
-from coverpick.model.inputs import N_COMPARISONS, N_STATS, N_TITLE_MATCH, stage2_inputs, stage2_layout, title_match
+from coverpick.model.inputs import BORDER_COLUMNS, N_COMPARISONS, N_STATS, N_TITLE_MATCH, stage2_inputs, stage2_layout, title_match
 from coverpick.vision.profile import PROFILE_DIM
-from coverpick.vision.stats import BORDER_DIM
 from coverpick.vision.text import TEXT_DIM, TextLine, TextReader, text_vector
 from tests.conftest import SHARED
 
@@ -101,7 +100,7 @@ def test_stage2_inputs_title_columns():
         families,
         np.zeros((n, N_COMPARISONS)),
         np.zeros((n, N_STATS)),
-        np.zeros((n, BORDER_DIM)),
+        np.zeros((n, BORDER_COLUMNS)),
         np.zeros((n, len(PLATFORM_FAMILIES))),
         np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES)),
         titles,

@@ -3,7 +3,8 @@
 Image features are the backbone's pooled features of each view of the cover
 (the letterboxed full cover, the top and bottom bands, the top strip), concatenated,
 followed by the cover's text vector (coverpick.vision.text) and its profile
-(coverpick.vision.profile: the strip profile, then the border composition).
+(coverpick.vision.profile: the strip profile, then the corner fill and the
+border composition).
 
 The image heads read the image features without the text vector (D columns,
 see ``image_columns``). The quality head reads, in this order: those (D), a
@@ -25,7 +26,7 @@ The quality second stage reads a few strong inputs that would drown among
 thousands of feature dimensions: the quality head's log-probabilities, the
 platform head's probabilities and its probability of the declared family,
 the declared one-hot, the comparison scalars (similarity to the game's other
-covers), the 10 statistics, the border composition, the phase-1
+covers), the 10 statistics, the corner fill and border composition, the phase-1
 heuristic's platform call, the quality text head's log-probabilities, and
 how much of the game's title the cover's text carries (see ``title_match``).
 The comparison inputs include a contrast with the cover's nearest sibling (see ``comparison_features``). A checkpoint stores
@@ -43,7 +44,7 @@ from coverpick.labels import PLATFORM_FAMILIES
 from coverpick.vision.presets import VIEWS
 from coverpick.vision.profile import MEASURES, PROFILE_DIM, PROFILE_ROWS, STRIP_DIM
 from coverpick.vision.text import TEXT_DIM, title_buckets
-from coverpick.vision.stats import BORDER_DIM
+from coverpick.vision.stats import BORDER_DIM, CORNER_FILL_DIM
 
 N_STATS = 10
 # Rows at each edge of the strip profile that the sibling contrast averages
@@ -54,6 +55,8 @@ N_SIMILARITIES = 5
 N_CONTRAST = 1 + N_PROFILE_SUMMARY + N_STATS
 N_COMPARISONS = N_SIMILARITIES + N_CONTRAST
 N_TITLE_MATCH = 3
+# The corner fill and border composition, the last columns of image features.
+BORDER_COLUMNS = CORNER_FILL_DIM + BORDER_DIM
 LAYOUT_VERSION = 10
 # Dimensions of the whitened space in which covers are compared with their siblings.
 SIMILARITY_DIMS = 256
@@ -119,7 +122,7 @@ def stage2_layout() -> list[list]:
         ["declared_family_onehot", len(PLATFORM_FAMILIES)],
         ["comparisons", N_COMPARISONS],
         ["image_statistics", N_STATS],
-        ["border_composition", BORDER_DIM],
+        ["corner_fill_and_border_composition", BORDER_COLUMNS],
         ["phase1_evidence", len(PLATFORM_FAMILIES) + 1],
         ["text_quality_log_probs", 14],
         ["title_match", N_TITLE_MATCH],
@@ -336,8 +339,11 @@ def title_match(features: np.ndarray, titles: list[str], game_ids: list) -> np.n
 
 
 def border_columns(features: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """Return the border composition at the end of image features (see coverpick.vision.stats.border_composition), of ``rows`` if given."""
-    return np.asarray(features, dtype=np.float32)[_row_index(rows), -BORDER_DIM:]
+    """Return the corner fill and border composition at the end of image features, of ``rows`` if given.
+
+    See coverpick.vision.stats.corner_fill and border_composition.
+    """
+    return np.asarray(features, dtype=np.float32)[_row_index(rows), -BORDER_COLUMNS:]
 
 
 def _profile_summary(profile: np.ndarray) -> np.ndarray:
@@ -448,7 +454,7 @@ def stage2_inputs(
             onehot,
             np.asarray(comparisons, dtype=np.float32),
             np.asarray(stats, dtype=np.float32).reshape(len(families), N_STATS),
-            np.asarray(border, dtype=np.float32).reshape(len(families), BORDER_DIM),
+            np.asarray(border, dtype=np.float32).reshape(len(families), BORDER_COLUMNS),
             phase1,
             agreement,
             _log_probs(text_quality_probs),

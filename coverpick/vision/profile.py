@@ -16,8 +16,8 @@ to the image features raised gkc recall from 0.23 to 0.37 and ciab recall
 from 0.42 to 0.51. No other class moved by more than three covers.
 
 The cached profile of a cover (cover_profile) is the strip profile followed
-by the border composition of coverpick.vision.stats, which reads the
-transparency that the strip profile's RGB copy no longer has.
+by the corner fill and the border composition of coverpick.vision.stats,
+which read the transparency that the strip profile's RGB copy no longer has.
 
 This module imports only numpy and Pillow because it is on the inference path.
 """
@@ -27,15 +27,16 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from coverpick.vision.stats import BORDER_DIM, border_composition
+from coverpick.vision.stats import BORDER_DIM, CORNER_FILL_DIM, border_composition, corner_fill
 
-# v2 appended the border composition to the v1 strip profile.
-PROFILE_VERSION = "strip-profile-v2"
+# v2 appended the border composition to the v1 strip profile, and v3 put the
+# corner fill between the two.
+PROFILE_VERSION = "strip-profile-v3"
 PROFILE_WIDTH, PROFILE_HEIGHT = 64, 96
 PROFILE_ROWS = 16
 MEASURES = ("flat_share", "brightness_std", "detail", "colour_step")
 STRIP_DIM = 2 * PROFILE_ROWS * len(MEASURES)
-PROFILE_DIM = STRIP_DIM + BORDER_DIM
+PROFILE_DIM = STRIP_DIM + CORNER_FILL_DIM + BORDER_DIM
 # A pixel belongs to its row's flat background when every channel is within
 # this distance (of 1.0) of the row's median colour.
 FLAT_TOLERANCE = 0.08
@@ -116,9 +117,9 @@ def strip_profile(img_rgb: Image.Image) -> np.ndarray:
 
 
 def cover_profile(image: Image.Image, rgb: Image.Image) -> np.ndarray:
-    """Return the PROFILE_DIM-long cached profile: strip_profile of ``rgb``, then border_composition of ``image``.
+    """Return the PROFILE_DIM-long cached profile: strip_profile of ``rgb``, then corner_fill and border_composition of ``image``.
 
     ``image`` is the decoded cover with its transparency, if any, and ``rgb``
     the same cover composited on white.
     """
-    return np.concatenate([strip_profile(rgb), border_composition(image)]).astype(np.float32)
+    return np.concatenate([strip_profile(rgb), corner_fill(image), border_composition(image)]).astype(np.float32)

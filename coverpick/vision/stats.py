@@ -54,6 +54,15 @@ CUT_CORNER_BLOCK = 2
 CUT_CORNER_DISTANCE = 5
 CUT_CORNER_CONTRAST = 60
 
+# Corner fill (see corner_fill): a fill runs at most CORNER_EDGE_RUN_MAX of the
+# shorter side along each edge and CORNER_DIAGONAL_RUN_MAX along the diagonal,
+# within CORNER_FILL_TOLERANCE per channel. A longer run is a canvas or a band.
+CORNER_FILL_DIM = 3
+CORNER_EDGE_RUN_MAX = 0.10
+CORNER_DIAGONAL_RUN_MAX = 0.05
+CORNER_FILL_TOLERANCE = 40
+CORNER_FILL_MIN_SIDE = 20
+
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 # The make-up of each side's border band (see border_composition).
@@ -254,6 +263,54 @@ def _cut_corner_flags(corners: np.ndarray) -> list[float]:
     differs_from_side = np.abs(scaled_block - along_side).max(axis=1) > limit
     flags = flat & differs_from_top & differs_from_side
     return [float(flag) for flag in flags]
+
+
+def corner_fill(img_rgba: Image.Image) -> np.ndarray:
+    """Measure how the cover's corners are cut out of a flat fill, as CORNER_FILL_DIM float32 values.
+
+    Some shops cut a cover out with rounded corners and then flatten it onto
+    black, grey or a colour key instead of keeping the corners transparent.
+    Each corner then shows the fill: a colour that runs a short way along both
+    edges and the diagonal before the cover starts. The 96x96 grid of corner_background is too
+    coarse for corners rounded by more than about 5 % of the side, so this
+    reads the decoded pixels. The values are the share of the four corners cut
+    this way, 1.0 when all four are cut in one colour, and 1.0 when that colour
+    is also near-white. Transparent corners do not count here, because the
+    border composition measures transparency.
+    """
+    width, height = img_rgba.size
+    side = min(width, height)
+    if side < CORNER_FILL_MIN_SIDE:
+        return np.zeros(CORNER_FILL_DIM, dtype=np.float32)
+    edge_max = int(CORNER_EDGE_RUN_MAX * side)
+    diagonal_max = max(1, int(CORNER_DIAGONAL_RUN_MAX * side))
+    size = edge_max + 1
+    boxes = ((0, 0), (width - size, 0), (0, height - size), (width - size, height - size))
+    fills = []
+    for index, (left, top) in enumerate(boxes):
+        patch = np.asarray(img_rgba.crop((left, top, left + size, top + size)).convert("RGBA"), dtype=np.int16)
+        # Flip each corner to the top left, as _corners_as_top_left does.
+        patch = patch[:, ::-1] if index & 1 else patch
+        patch = patch[::-1] if index & 2 else patch
+        if patch[0, 0, 3] <= TRANSPARENT_ALPHA_MAX:
+            continue
+        rgb = patch[..., :3]
+        fill = rgb[0, 0]
+        runs = [_fill_run(line, fill) for line in (rgb[0], rgb[:, 0], rgb[np.arange(size), np.arange(size)])]
+        if 2 <= runs[0] <= edge_max and 2 <= runs[1] <= edge_max and 1 <= runs[2] <= diagonal_max:
+            fills.append(fill)
+    values = np.zeros(CORNER_FILL_DIM, dtype=np.float32)
+    values[0] = len(fills) / 4
+    if len(fills) == 4 and int(np.ptp(np.stack(fills), axis=0).max()) <= CORNER_FILL_TOLERANCE:
+        values[1] = 1.0
+        values[2] = float(np.stack(fills).min() >= NEAR_WHITE_MIN)
+    return values
+
+
+def _fill_run(line: np.ndarray, fill: np.ndarray) -> int:
+    """Return how many pixels of ``line`` (n, 3), from its start, stay within CORNER_FILL_TOLERANCE of ``fill``."""
+    away = np.flatnonzero(np.abs(line - fill).max(axis=1) > CORNER_FILL_TOLERANCE)
+    return int(away[0]) if len(away) else len(line)
 
 
 def log10_pixels(natural_size: tuple[int, int]) -> float:
