@@ -271,12 +271,12 @@ def corner_fill(img_rgba: Image.Image) -> np.ndarray:
     Some shops cut a cover out with rounded corners and then flatten it onto
     black, grey or a colour key instead of keeping the corners transparent.
     Each corner then shows the fill: a colour that runs a short way along both
-    edges and the diagonal before the cover starts. The 96x96 grid of corner_background is too
-    coarse for corners rounded by more than about 5 % of the side, so this
-    reads the decoded pixels. The values are the share of the four corners cut
-    this way, 1.0 when all four are cut in one colour, and 1.0 when that colour
-    is also near-white. Transparent corners do not count here, because the
-    border composition measures transparency.
+    edges and the diagonal before the cover starts. The 96x96 grid of
+    corner_background is too coarse for corners rounded by more than about 5 %
+    of the side, so this reads the decoded pixels. The values are the share of
+    the four corners cut this way, 1.0 when all four are cut in one colour, and
+    1.0 when that colour is also near-white. Transparent corners do not count
+    here, because the border composition measures transparency.
     """
     width, height = img_rgba.size
     side = min(width, height)
