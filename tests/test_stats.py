@@ -224,20 +224,25 @@ def test_non_rgba_modes_accepted():
 @pytest.fixture(scope="module")
 def catalogue_statistics() -> tuple[np.ndarray, list[set[str]]]:
     """The statistics, then the border composition, of every sample listing, and its reference labels."""
+    values = []
+    labels = []
+    # A 192 px draft decode, as a sweep over many covers would use.
+    for listing, img, info in sample_covers(draft_size=(192, 192)):
+        values.append(np.concatenate([image_statistics(img, (info.width, info.height)), border_composition(img)]))
+        labels.append(set(listing["labels"]))
+    return np.stack(values), labels
+
+
+def sample_covers(draft_size: tuple[int, int]):
+    """Yield each sample listing's reference record with its cover, decoded at ``draft_size``, and the image info."""
     truth = CATALOGUE / "truth.jsonl"
     if not truth.is_file():
         pytest.skip(f"sample catalogue {truth} is not available")
-    values = []
-    labels = []
     with open(truth, encoding="utf-8") as lines:
         for line in lines:
             listing = json.loads(line)
-            data = (CATALOGUE / listing["image"]).read_bytes()
-            # A 192 px draft decode, as a sweep over many covers would use.
-            img, info = decode_rgba(data, draft_size=(192, 192))
-            values.append(np.concatenate([image_statistics(img, (info.width, info.height)), border_composition(img)]))
-            labels.append(set(listing["labels"]))
-    return np.stack(values), labels
+            img, info = decode_rgba((CATALOGUE / listing["image"]).read_bytes(), draft_size=draft_size)
+            yield listing, img, info
 
 
 def label_mask(labels: list[set[str]], label: str) -> np.ndarray:
@@ -362,16 +367,8 @@ def test_corner_fill_mixed_colours():
 
 def test_corner_fill_sample_covers():
     """On the sample, four corners cut in one colour mark bad_background covers only."""
-    truth = CATALOGUE / "truth.jsonl"
-    if not truth.is_file():
-        pytest.fail(f"Sample catalogue not found at {truth}; set COVERPICK_SHARED to the folder that holds catalogue/.")
-    flagged_labels = []
-    with open(truth, encoding="utf-8") as lines:
-        for line in lines:
-            listing = json.loads(line)
-            img, _ = decode_rgba((CATALOGUE / listing["image"]).read_bytes(), draft_size=(224, 224))
-            if corner_fill(img)[1] == 1.0:
-                flagged_labels.append(set(listing["labels"]))
+    # Decoded as the featurize pass decodes a cover for the backbone.
+    flagged_labels = [set(listing["labels"]) for listing, img, _ in sample_covers(draft_size=(224, 224)) if corner_fill(img)[1] == 1.0]
 
     # Measured: 10 covers, every one labelled bad_background.
     assert len(flagged_labels) >= 8
