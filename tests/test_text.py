@@ -15,13 +15,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 from coverpick.catalogue.models import CoverImage
 from coverpick.covers.store import store_image
-from coverpick.model.featurize import featurize, load_texts, text_cache
+from coverpick.model.featurize import featurize, load_texts, spine_cache, text_cache
 from coverpick.vision.text import TEXT_DIM, TextLine, TextReader, bounded_aspect, text_grams, text_vector
 from tests.conftest import SHARED
 
 CATALOGUE = SHARED / "catalogue"
 # A clean Wii U cover from the sample catalogue (see truth.jsonl).
 CLEAN_COVER = CATALOGUE / "images" / "boxhaus" / "0002.jpg"
+# Clean PlayStation and Nintendo DS covers of the sample, with the console's name up the left spine.
+PLAYSTATION_COVER = CATALOGUE / "images" / "quickkeys" / "0023.jpg"
+NINTENDO_DS_COVER = CATALOGUE / "images" / "boxhaus" / "0025.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +32,10 @@ def reader() -> TextReader:
     return TextReader()
 
 
-def clean_cover() -> Image.Image:
-    if not CLEAN_COVER.is_file():
-        pytest.fail(f"Sample cover not found at {CLEAN_COVER}; set COVERPICK_SHARED to the folder that holds catalogue/.")
-    return Image.open(CLEAN_COVER).convert("RGB")
+def clean_cover(path=CLEAN_COVER) -> Image.Image:
+    if not path.is_file():
+        pytest.fail(f"Sample cover not found at {path}; set COVERPICK_SHARED to the folder that holds catalogue/.")
+    return Image.open(path).convert("RGB")
 
 
 def with_notice(cover: Image.Image, words: str) -> Image.Image:
@@ -139,6 +142,9 @@ class BrokenReader:
     def read(self, rgb):
         raise RuntimeError("engine failed on this image")
 
+    def read_spine(self, rgb):
+        raise RuntimeError("engine failed on this image")
+
 
 @pytest.fixture
 def own_text_cache(monkeypatch, tmp_path):
@@ -171,6 +177,39 @@ def test_featurize_unreadable_text(caplog, own_text_cache):
     assert not load_texts([cover.sha256])[0].any()
     assert cover.sha256[:12] in caplog.text
     assert "engine failed on this image" in caplog.text
+
+
+@pytest.mark.parametrize(("path", "expected"), [(PLAYSTATION_COVER, "playstation"), (NINTENDO_DS_COVER, "nintend")])
+def test_reader_spine_on_real_cover(reader, path, expected):
+    lines = reader.read_spine(clean_cover(path))
+
+    assert len(lines) == 1
+    assert expected in lines[0].text.lower()
+    assert lines[0].score >= 0.8
+
+
+def test_reader_spine_without_words(reader):
+    # A flat cover has no spine word, and the recogniser's guesses score too low to keep.
+    assert reader.read_spine(Image.new("RGB", (300, 420), (40, 90, 160))) == []
+    assert reader.read_spine(Image.new("RGB", (60, 420), (40, 90, 160))) == []
+
+
+@pytest.mark.django_db
+def test_featurize_spine_joins_text(reader, own_text_cache):
+    cover_image = clean_cover(PLAYSTATION_COVER)
+    cover = stored_cover(cover_image)
+
+    featurize([cover], "text-test-backbone", extractor=MeanExtractor(), reader=reader)
+
+    spine = spine_cache().get(cover.sha256)
+    text = text_cache().get(cover.sha256)
+    joined = load_texts([cover.sha256])[0]
+    bucket = zlib.crc32(b"stat") % TEXT_DIM
+    assert spine[bucket] > 0
+    assert text[bucket] == 0
+    assert joined[bucket] == pytest.approx(spine[bucket])
+    # Joining adds the two sums of scores, as hashing every line at once would.
+    np.testing.assert_allclose(np.expm1(joined), np.expm1(text) + np.expm1(spine), rtol=1e-5, atol=1e-5)
 
 
 def test_load_texts_missing_cover():

@@ -28,7 +28,7 @@ from coverpick.vision.phase1 import detect_platform
 from coverpick.vision.presets import INPUT_SIZE, VIEWS, content_crop, normalise, view_id, view_image
 from coverpick.vision.profile import PROFILE_DIM, PROFILE_VERSION, cover_profile
 from coverpick.vision.stats import image_statistics
-from coverpick.vision.text import READ_SIZE, TEXT_DIM, TEXT_VERSION, TextReader, TextReaderUnavailable, text_vector
+from coverpick.vision.text import READ_SIZE, SPINE_VERSION, TEXT_DIM, TEXT_VERSION, TextReader, TextReaderUnavailable, text_vector
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ def profile_cache() -> FeatureCache:
 def text_cache() -> FeatureCache:
     """Return the cache of cover text vectors, which depend on the OCR models and not on the backbone (see conf.text_cache_dir)."""
     return FeatureCache(TEXT_VERSION, root=conf.text_cache_dir(), precision="fp32")
+
+
+def spine_cache() -> FeatureCache:
+    """Return the cache of the words read up each cover's left spine, hashed like the cover text and kept beside it."""
+    return FeatureCache(SPINE_VERSION, root=conf.text_cache_dir(), precision="fp32")
 
 
 @dataclass
@@ -83,7 +88,7 @@ def featurize(
     caches = [cache_for(backbone_id, view) for view in VIEWS]
     covers = list(covers)
     summary = FeaturizeSummary(covers=len(covers))
-    pending = covers_needing_work(covers, [*caches, text_cache(), profile_cache()])
+    pending = covers_needing_work(covers, [*caches, text_cache(), spine_cache(), profile_cache()])
     summary.cached = len(covers) - len(pending)
     if not pending:
         return summary
@@ -114,6 +119,7 @@ def _featurize_chunk(
     """
     profiles = profile_cache()
     texts = text_cache()
+    spines = spine_cache()
     updates: dict[tuple[str, ...], list[CoverImage]] = defaultdict(list)
     pixels: dict[str, list[np.ndarray]] = {view: [] for view in VIEWS}
     decoded = []
@@ -132,8 +138,12 @@ def _featurize_chunk(
         rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
         if cover.sha256 not in profiles:
             profiles.put(cover.sha256, cover_profile(image, rgb))
-        if cover.sha256 not in texts:
-            texts.put(cover.sha256, _read_text(cover, reader))
+        if cover.sha256 not in texts or cover.sha256 not in spines:
+            text, spine = _read_words(cover, reader, cover.sha256 not in texts, cover.sha256 not in spines)
+            if text is not None:
+                texts.put(cover.sha256, text)
+            if spine is not None:
+                spines.put(cover.sha256, spine)
         if any(cover.sha256 not in cache for cache in caches):
             content = content_crop(rgb)
             for view in VIEWS:
@@ -153,22 +163,32 @@ def _featurize_chunk(
             _store_columns(covers, fields)
 
 
-def _read_text(cover: CoverImage, reader: TextReader) -> np.ndarray:
-    """Return the text vector of the cover, decoded again at READ_SIZE so that small print stays legible.
+def _read_words(cover: CoverImage, reader: TextReader, text: bool, spine: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Return the text vector and the spine vector of the cover, each only if requested (else None).
 
-    An image the OCR engine cannot process gets the vector of a cover
-    without text and a warning naming it, so one odd image never stops a pass.
+    The cover is decoded again at READ_SIZE so that small print stays legible.
+    An image the OCR engine cannot process gets the vector of a cover without
+    text and a warning naming it, so one odd image never stops a pass.
     """
     image, _ = decode_image(read_bytes(cover.path), draft_size=(READ_SIZE, READ_SIZE))
     rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
+    text_lines = _lines(cover, reader.read, rgb, "text") if text else None
+    spine_lines = _lines(cover, reader.read_spine, rgb, "spine") if spine else None
+    return (
+        None if text_lines is None else text_vector(text_lines),
+        None if spine_lines is None else text_vector(spine_lines),
+    )
+
+
+def _lines(cover: CoverImage, read, rgb, reading: str) -> list:
+    """Return ``read(rgb)``, or no lines and a warning naming the ``reading`` ("text" or "spine") when the engine fails on the image."""
     try:
-        lines = reader.read(rgb)
+        return read(rgb)
     except TextReaderUnavailable:
         raise
     except Exception as exc:  # the engine raises OpenCV, ONNX Runtime and its own errors alike
-        logger.warning("Reading the text of cover %s failed (%s: %s); it counts as a cover without text.", cover.sha256[:12], type(exc).__name__, exc)
-        lines = []
-    return text_vector(lines)
+        logger.warning("Reading the %s of cover %s failed (%s: %s); it counts as a cover without text.", reading, cover.sha256[:12], type(exc).__name__, exc)
+        return []
 
 
 def _store_columns(covers: list[CoverImage], field_names: tuple[str, ...]) -> None:
@@ -213,8 +233,15 @@ def load_image_features(sha256_list: list[str], backbone_id: str) -> np.ndarray:
 
 
 def load_texts(sha256_list: list[str]) -> np.ndarray:
-    """Stack cached cover text vectors in the given order; raises KeyError naming the first missing one."""
-    return _stack_cached(text_cache(), sha256_list, "cover text", TEXT_DIM)
+    """Stack the covers' text vectors in the given order; raises KeyError naming the first missing one.
+
+    Each is the cached text and the cached spine word hashed together. A
+    bucket holds log(1 + summed scores), so adding the two sums gives the
+    vector of all the lines read in one pass.
+    """
+    words = _stack_cached(text_cache(), sha256_list, "cover text", TEXT_DIM)
+    spines = _stack_cached(spine_cache(), sha256_list, "cover spine text", TEXT_DIM)
+    return np.log1p(np.expm1(words) + np.expm1(spines)).astype(np.float32)
 
 
 def load_profiles(sha256_list: list[str]) -> np.ndarray:
