@@ -192,6 +192,7 @@ def test_reader_spine_without_words(reader):
     # A flat cover has no spine word, and the recogniser's guesses score too low to keep.
     assert reader.read_spine(Image.new("RGB", (300, 420), (40, 90, 160))) == []
     assert reader.read_spine(Image.new("RGB", (60, 420), (40, 90, 160))) == []
+    assert reader.read_spine(Image.new("RGB", (200, 1000), (40, 90, 160))) == []
 
 
 @pytest.mark.django_db

@@ -236,7 +236,7 @@ def load_texts(sha256_list: list[str]) -> np.ndarray:
     """Stack the covers' text vectors in the given order; raises KeyError naming the first missing one.
 
     Each is the cached text and the cached spine word hashed together. A
-    bucket holds log(1 + summed scores), so adding the two sums gives the
+    bucket contains log(1 + summed scores), so adding the two sums gives the
     vector of all the lines read in one pass.
     """
     words = _stack_cached(text_cache(), sha256_list, "cover text", TEXT_DIM)

@@ -136,7 +136,9 @@ class TextReader:
             raise ValueError(f"TextReader.read_spine needs an RGB image, got mode {rgb.mode!r}; convert it first.")
         width, height = rgb.size
         spine_width = round(SPINE_SHARE * width)
-        if min(spine_width, height) < MIN_SIDE:
+        # A banner taller than MAX_ASPECT times its width is no box front, and
+        # its strip would give the recogniser one very long line.
+        if min(spine_width, height) < MIN_SIDE or height > MAX_ASPECT * width:
             return []
         strip = rgb.crop((0, 0, spine_width, height)).rotate(-90, expand=True)
         found, _ = self._load()(strip, use_det=False, use_cls=False, use_rec=True)
