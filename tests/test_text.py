@@ -192,7 +192,19 @@ def test_reader_spine_without_words(reader):
     # A flat cover has no spine word, and the recogniser's guesses score too low to keep.
     assert reader.read_spine(Image.new("RGB", (300, 420), (40, 90, 160))) == []
     assert reader.read_spine(Image.new("RGB", (60, 420), (40, 90, 160))) == []
-    assert reader.read_spine(Image.new("RGB", (200, 1000), (40, 90, 160))) == []
+
+
+def test_reader_spine_skips_tall_banner():
+    def engine_not_expected(*args, **kwargs):
+        raise AssertionError("the recogniser ran on a banner taller than MAX_ASPECT times its width")
+
+    banner_reader = TextReader()
+    banner_reader._engine = engine_not_expected
+    cover = clean_cover(PLAYSTATION_COVER)
+    banner = Image.new("RGB", (cover.width, 5 * cover.width), (255, 255, 255))
+    banner.paste(cover, (0, 0))
+
+    assert banner_reader.read_spine(banner) == []
 
 
 @pytest.mark.django_db
