@@ -367,8 +367,11 @@ def test_corner_fill_mixed_colours():
 
 def test_corner_fill_sample_covers():
     """On the sample, four corners cut in one colour mark bad_background covers only."""
+    flagged_labels = []
     # Decoded as the featurize pass decodes a cover for the backbone.
-    flagged_labels = [set(listing["labels"]) for listing, img, _ in sample_covers(draft_size=(224, 224)) if corner_fill(img)[1] == 1.0]
+    for listing, img, _ in sample_covers(draft_size=(224, 224)):
+        if corner_fill(img)[1] == 1.0:
+            flagged_labels.append(set(listing["labels"]))
 
     # Measured: 10 covers, every one labelled bad_background.
     assert len(flagged_labels) >= 8

@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from coverpick.catalogue.models import CoverImage
 from coverpick.covers.store import store_image
 from coverpick.model.featurize import featurize, load_texts, spine_cache, text_cache
-from coverpick.vision.text import TEXT_DIM, TextLine, TextReader, bounded_aspect, text_grams, text_vector
+from coverpick.vision.text import TEXT_DIM, TextLine, TextReader, bounded_aspect, gram_bucket, text_grams, text_vector
 from tests.conftest import SHARED
 
 CATALOGUE = SHARED / "catalogue"
@@ -32,7 +33,7 @@ def reader() -> TextReader:
     return TextReader()
 
 
-def clean_cover(path=CLEAN_COVER) -> Image.Image:
+def clean_cover(path: Path = CLEAN_COVER) -> Image.Image:
     if not path.is_file():
         pytest.fail(f"Sample cover not found at {path}; set COVERPICK_SHARED to the folder that holds catalogue/.")
     return Image.open(path).convert("RGB")
@@ -191,6 +192,7 @@ def test_reader_spine_on_real_cover(reader, path, expected):
 def test_reader_spine_without_words(reader):
     # A flat cover has no spine word, and the recogniser's guesses score too low to keep.
     assert reader.read_spine(Image.new("RGB", (300, 420), (40, 90, 160))) == []
+    # A spine narrower than MIN_SIDE pixels is not read at all.
     assert reader.read_spine(Image.new("RGB", (60, 420), (40, 90, 160))) == []
 
 
@@ -217,7 +219,7 @@ def test_featurize_spine_joins_text(reader, own_text_cache):
     spine = spine_cache().get(cover.sha256)
     text = text_cache().get(cover.sha256)
     joined = load_texts([cover.sha256])[0]
-    bucket = zlib.crc32(b"stat") % TEXT_DIM
+    bucket = gram_bucket("stat")
     assert spine[bucket] > 0
     assert text[bucket] == 0
     assert joined[bucket] == pytest.approx(spine[bucket])

@@ -138,8 +138,10 @@ def _featurize_chunk(
         rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
         if cover.sha256 not in profiles:
             profiles.put(cover.sha256, cover_profile(image, rgb))
-        if cover.sha256 not in texts or cover.sha256 not in spines:
-            text, spine = _read_words(cover, reader, cover.sha256 not in texts, cover.sha256 not in spines)
+        needs_text = cover.sha256 not in texts
+        needs_spine = cover.sha256 not in spines
+        if needs_text or needs_spine:
+            text, spine = _read_words(cover, reader, needs_text, needs_spine)
             if text is not None:
                 texts.put(cover.sha256, text)
             if spine is not None:

@@ -236,6 +236,14 @@ def fit_similarity_space(
     )
 
 
+def _sibling_groups(game_ids: list) -> list[np.ndarray]:
+    """Return the row indices of each game that has at least two rows, one array per game."""
+    rows_by_game: dict = {}
+    for row, game in enumerate(game_ids):
+        rows_by_game.setdefault(game, []).append(row)
+    return [np.array(rows, dtype=np.int64) for rows in rows_by_game.values() if len(rows) >= 2]
+
+
 def comparison_features(
     features: np.ndarray,
     game_ids: list,
@@ -268,15 +276,9 @@ def comparison_features(
     prototypes = _unit_rows(game_prototypes(compared, game_ids, edition_ids))
     result = np.zeros((len(features), N_COMPARISONS), dtype=np.float32)
     result[:, 0] = (unit * prototypes).sum(axis=1)
-    rows_by_game: dict = {}
-    for row, game in enumerate(game_ids):
-        rows_by_game.setdefault(game, []).append(row)
     editions = np.asarray(edition_ids)
     nearest = np.full(len(features), -1, dtype=np.int64)
-    for rows in rows_by_game.values():
-        if len(rows) < 2:
-            continue
-        members = np.array(rows)
+    for members in _sibling_groups(game_ids):
         similarity = unit[members] @ unit[members].T
         np.fill_diagonal(similarity, np.nan)
         same_edition = editions[members][:, None] == editions[members][None, :]
@@ -286,7 +288,7 @@ def comparison_features(
         edition_similarity = np.where(same_edition, similarity, -np.inf)
         best_edition = edition_similarity.max(axis=1)
         result[members, 1] = np.where(np.isfinite(best_edition), best_edition, 0.0)
-        result[members, 4] = np.log1p(len(rows) - 1)
+        result[members, 4] = np.log1p(len(members) - 1)
         nearest[members] = members[np.nanargmax(similarity, axis=1)]
     contrast = sibling_contrast(features, nearest, space, stats)
     # A difference means an addition only between two covers of the same
@@ -323,12 +325,8 @@ def title_match(features: np.ndarray, titles: list[str], game_ids: list) -> np.n
             buckets = buckets_of[title] = title_buckets(title)
         readable[row] = len(buckets) > 0
         result[row, 0] = present[row, buckets].mean() if readable[row] else result[row, 1]
-    rows_by_game: dict = {}
-    for row, game in enumerate(game_ids):
-        rows_by_game.setdefault(game, []).append(row)
-    for rows in rows_by_game.values():
-        members = np.array(rows)
-        if len(members) < 2 or not readable[members].all():
+    for members in _sibling_groups(game_ids):
+        if not readable[members].all():
             continue
         match = result[members, 0]
         first, second = np.argsort(-match, kind="stable")[:2]

@@ -301,9 +301,11 @@ def corner_fill(img_rgba: Image.Image) -> np.ndarray:
             fills.append(fill)
     values = np.zeros(CORNER_FILL_DIM, dtype=np.float32)
     values[0] = len(fills) / 4
-    if len(fills) == 4 and int(np.ptp(np.stack(fills), axis=0).max()) <= CORNER_FILL_TOLERANCE:
-        values[1] = 1.0
-        values[2] = float(np.stack(fills).min() >= NEAR_WHITE_MIN)
+    if len(fills) == 4:
+        colours = np.stack(fills)
+        if int(np.ptp(colours, axis=0).max()) <= CORNER_FILL_TOLERANCE:
+            values[1] = 1.0
+            values[2] = float(colours.min() >= NEAR_WHITE_MIN)
     return values
 
 

@@ -54,6 +54,8 @@ MIN_SIDE = 16
 # adding it left the cached text vectors valid.
 SPINE_VERSION = "cover-spine-v1"
 # Share of the cover's width, from its left edge, that the spine covers.
+# NOTE: checked only on the sample's PlayStation and Nintendo DS covers, so a
+# wider spine or one on the right edge is not read.
 SPINE_SHARE = 0.12
 # A spine reading below this recognition score is dropped, because a spine
 # without words still yields a few letters at low scores.
@@ -121,7 +123,6 @@ class TextReader:
             TextLine(text=str(text), score=float(score), box=tuple((float(x), float(y)) for x, y in box))
             for box, text, score in (found or [])
         ]
-
 
     def read_spine(self, rgb: Image.Image) -> list[TextLine]:
         """Return the word printed up the cover's left spine, as at most one line.
