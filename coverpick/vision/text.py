@@ -54,8 +54,8 @@ MIN_SIDE = 16
 # adding it left the cached text vectors valid.
 SPINE_VERSION = "cover-spine-v1"
 # Share of the cover's width, from its left edge, that the spine covers.
-# NOTE: checked only on the sample's PlayStation and Nintendo DS covers, so a
-# wider spine or one on the right edge is not read.
+# NOTE: checked only on the sample's PlayStation and Nintendo DS covers. How
+# other spine widths fare is untested, and a spine on the right edge is not read.
 SPINE_SHARE = 0.12
 # A spine reading below this recognition score is dropped, because a spine
 # without words still yields a few letters at low scores.
