@@ -10,6 +10,9 @@ from coverpick.model.inputs import (
     LAYOUT_VERSION,
     border_columns,
     comparison_features,
+    edition_counts,
+    edition_evidence,
+    edition_neighbours,
     fit_similarity_space,
     game_prototypes,
     image_columns,
@@ -178,9 +181,52 @@ def test_platform_stage2_reads_phase1():
     assert alone.argmax(axis=1).tolist() == [0, 0]
     # Without a phase-1 call the head's lean wins; phase 1's confident xbox call outweighs it.
     assert together.argmax(axis=1).tolist() == [0, 2]
-    expected = platform_stage2_inputs(alone, phase1, np.full((2, len(PLATFORM_FAMILIES)), 0.25))
+    uniform = np.full((2, len(PLATFORM_FAMILIES)), 0.25)
+    expected = platform_stage2_inputs(alone, phase1, uniform, uniform, uniform, np.zeros((2, 1)))
     assert expected.shape == (2, width)
     assert expected[1, 2 * len(PLATFORM_FAMILIES)] == pytest.approx(0.9)
+
+
+def test_edition_evidence_averages_the_other_listings_of_the_edition():
+    probs = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.2, 0.8], [np.nan, np.nan]], dtype=np.float32)
+    editions = ["e1", "e1", "e1", "e2", "e3"]
+    # Row 4's edition is not asked for, so its unfilled row is never read.
+    evidence = edition_evidence(probs, editions, np.array([0, 2, 3]))
+    assert evidence.tolist() == [[0.25, 0.75], [0.5, 0.5], [0.5, 0.5]]
+    assert edition_neighbours(editions, np.array([3, 1])).tolist() == [0, 1, 2, 3]
+    assert edition_counts(editions, np.array([0, 3])).ravel().tolist() == pytest.approx([np.log(3.0), 0.0])
+
+
+def test_platform_stage2_reads_the_editions_other_listings():
+    """A cover with no platform of its own takes the family the other pictures of its edition show, also when predicted alone."""
+    dim = 6 + TEXT_DIM + PROFILE_DIM
+    features = np.zeros((3, dim), dtype=np.float32)
+    # Covers 0 and 1 carry a sony marking in feature column 1; cover 2, a flat-lay, carries none.
+    features[:2, 1] = 1.0
+    quality = linear_mlp(np.zeros((len(LABEL_CLASSES), sum(w for _, w in quality_layout(dim)))))
+    marking = np.zeros((len(PLATFORM_FAMILIES), dim - TEXT_DIM))
+    marking[1, 1] = 3.0
+    platform = linear_mlp(marking, np.array([0.5, 0.0, 0.0, 0.0]))
+    width = sum(w for _, w in platform_stage2_layout())
+    family = len(PLATFORM_FAMILIES)
+    # A second stage that adds the cover's own log-probabilities to those of its edition's other pictures.
+    weights = np.zeros((family, width))
+    weights[:, :family] = np.eye(family)
+    start = 3 * family + 1
+    weights[:, start : start + family] = np.eye(family)
+    fused = linear_mlp(weights)
+    fused.mean = np.full(width, -10.0, dtype=np.float32)
+    no_text = linear_mlp(np.zeros((family, TEXT_DIM)))
+    heads = HeadSet(quality, platform, None, platform_stage2=fused, text_platform=no_text)
+    args = (["sony"] * 3, ["g1"] * 3, ["e1"] * 3, np.zeros((3, 10), np.float32), np.zeros((3, family), np.float32), ["A"] * 3)
+
+    _, alone = HeadSet(quality, platform, None).predict(features, *args)
+    _, together = heads.predict(features, *args)
+    _, flat_lay = heads.predict(features, *args, rows=np.array([2]))
+
+    assert alone.argmax(axis=1).tolist() == [1, 1, 0]
+    assert together.argmax(axis=1).tolist() == [1, 1, 1]
+    assert np.allclose(flat_lay, together[2:])
 
 
 def test_column_slices_with_rows():

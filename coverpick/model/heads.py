@@ -25,6 +25,8 @@ from coverpick.model.inputs import (
     SimilaritySpace,
     border_columns,
     comparison_features,
+    edition_neighbours,
+    edition_platform_columns,
     game_prototypes,
     image_columns,
     platform_layout,
@@ -117,7 +119,8 @@ class HeadSet:
             platform = self.platform.probabilities(image)
         else:
             text_platform = self.text_platform.probabilities(text, calibrated=False)
-            platform = self.platform_stage2.probabilities(platform_stage2_inputs(platform_raw, phase1[rows], text_platform))
+            editions = self._edition_platform(features, edition_ids, rows, platform_raw, text_platform)
+            platform = self.platform_stage2.probabilities(platform_stage2_inputs(platform_raw, phase1[rows], text_platform, *editions))
         if self.stage2 is None:
             return quality_raw, platform
         comparisons = comparison_features(features, game_ids, edition_ids, self.similarity, stats)[rows]
@@ -133,6 +136,21 @@ class HeadSet:
             title_match(features, titles, game_ids)[rows],
         )
         return self.stage2.probabilities(x_stage2), platform
+
+    def _edition_platform(self, features, edition_ids, rows, platform_raw, text_platform) -> tuple:
+        """Return the edition inputs of the platform second stage for ``rows``, given their own first-stage outputs.
+
+        Listings of the same editions outside ``rows`` are read through both first-stage platform heads here.
+        """
+        width = len(PLATFORM_FAMILIES)
+        image_all = np.zeros((len(features), width), dtype=np.float32)
+        text_all = np.zeros((len(features), width), dtype=np.float32)
+        image_all[rows], text_all[rows] = platform_raw, text_platform
+        others = np.setdiff1d(edition_neighbours(edition_ids, rows), rows)
+        if len(others):
+            image_all[others] = self.platform.probabilities(image_columns(features, others), calibrated=False)
+            text_all[others] = self.text_platform.probabilities(text_columns(features, others), calibrated=False)
+        return edition_platform_columns(image_all, text_all, edition_ids, rows)
 
     def arrays(self) -> dict[str, np.ndarray]:
         result = {}

@@ -57,7 +57,7 @@ N_COMPARISONS = N_SIMILARITIES + N_CONTRAST
 N_TITLE_MATCH = 3
 # The corner fill and border composition, the last columns of image features.
 BORDER_COLUMNS = CORNER_FILL_DIM + BORDER_DIM
-LAYOUT_VERSION = 10
+LAYOUT_VERSION = 11
 # Dimensions of the whitened space in which covers are compared with their siblings.
 SIMILARITY_DIMS = 256
 # Rows the space is fitted on at most. An SVD of 27,000 × 1,280 features took
@@ -86,6 +86,9 @@ def platform_stage2_layout() -> list[list]:
         ["platform_log_probs", len(PLATFORM_FAMILIES)],
         ["phase1_evidence", len(PLATFORM_FAMILIES) + 1],
         ["text_platform_log_probs", len(PLATFORM_FAMILIES)],
+        ["edition_platform_log_probs", len(PLATFORM_FAMILIES)],
+        ["edition_text_platform_log_probs", len(PLATFORM_FAMILIES)],
+        ["edition_other_listings", 1],
     ]
 
 
@@ -404,11 +407,73 @@ def _log_probs(probs: np.ndarray) -> np.ndarray:
     return np.log(np.asarray(probs, dtype=np.float32) + LOG_PROB_FLOOR)
 
 
-def platform_stage2_inputs(platform_probs: np.ndarray, phase1: np.ndarray, text_platform_probs: np.ndarray) -> np.ndarray:
+def edition_neighbours(edition_ids: list, rows: np.ndarray) -> np.ndarray:
+    """Return, in order, every row that shares an edition with one of ``rows`` (``rows`` included)."""
+    wanted = {edition_ids[row] for row in np.asarray(rows, dtype=np.int64).tolist()}
+    return np.array([row for row, edition in enumerate(edition_ids) if edition in wanted], dtype=np.int64)
+
+
+def edition_evidence(probs: np.ndarray, edition_ids: list, rows: np.ndarray) -> np.ndarray:
+    """Return, for each of ``rows``, the mean of ``probs`` over the other listings of its edition.
+
+    ``probs`` has a row per listing of ``edition_ids``; only the rows that
+    ``edition_neighbours`` names are read. A listing alone in its edition gets
+    the uniform distribution.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float32)
+    sums: dict = {}
+    counts: dict = {}
+    for row in edition_neighbours(edition_ids, rows).tolist():
+        edition = edition_ids[row]
+        sums[edition] = sums.get(edition, 0.0) + probs[row]
+        counts[edition] = counts.get(edition, 0) + 1
+    result = np.full((len(rows), probs.shape[1]), 1.0 / probs.shape[1], dtype=np.float32)
+    for position, row in enumerate(rows.tolist()):
+        others = counts[edition_ids[row]] - 1
+        if others:
+            result[position] = (sums[edition_ids[row]] - probs[row]) / others
+    return result
+
+
+def edition_counts(edition_ids: list, rows: np.ndarray) -> np.ndarray:
+    """Return log(1 + number of other listings of the same edition) for each of ``rows``, as a column."""
+    counts: dict = {}
+    for edition in edition_ids:
+        counts[edition] = counts.get(edition, 0) + 1
+    others = [counts[edition_ids[row]] - 1 for row in np.asarray(rows, dtype=np.int64).tolist()]
+    return np.log1p(np.array(others, dtype=np.float32)).reshape(-1, 1)
+
+
+def edition_platform_columns(platform_probs: np.ndarray, text_platform_probs: np.ndarray, edition_ids: list, rows: np.ndarray) -> tuple:
+    """Return the three ``edition_*`` inputs of ``platform_stage2_inputs`` for ``rows``.
+
+    ``platform_probs`` and ``text_platform_probs`` are first-stage outputs
+    with a row per listing, filled at least on ``edition_neighbours(edition_ids, rows)``.
+    """
+    return (
+        edition_evidence(platform_probs, edition_ids, rows),
+        edition_evidence(text_platform_probs, edition_ids, rows),
+        edition_counts(edition_ids, rows),
+    )
+
+
+def platform_stage2_inputs(
+    platform_probs: np.ndarray,
+    phase1: np.ndarray,
+    text_platform_probs: np.ndarray,
+    edition_platform_probs: np.ndarray,
+    edition_text_platform_probs: np.ndarray,
+    edition_others: np.ndarray,
+) -> np.ndarray:
     """Concatenate the platform second stage's inputs in layout order.
 
     ``phase1`` is ``phase1_onehot`` of the covers; the column after it is its
-    largest value, phase 1's confidence in whatever family it called.
+    largest value, phase 1's confidence in whatever family it called. The
+    ``edition_*`` inputs are ``edition_evidence`` of the first-stage platform
+    and text platform probabilities and ``edition_counts``: what the other
+    shops' pictures of the same edition show, which decides a flat-lay or an
+    open case that shows no platform of its own.
     """
     phase1 = np.asarray(phase1, dtype=np.float32)
     return np.concatenate(
@@ -417,6 +482,9 @@ def platform_stage2_inputs(platform_probs: np.ndarray, phase1: np.ndarray, text_
             phase1,
             phase1.max(axis=1, keepdims=True),
             _log_probs(text_platform_probs),
+            _log_probs(edition_platform_probs),
+            _log_probs(edition_text_platform_probs),
+            np.asarray(edition_others, dtype=np.float32).reshape(-1, 1),
         ],
         axis=1,
     )

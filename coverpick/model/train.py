@@ -25,6 +25,7 @@ from coverpick.model.inputs import (
     LAYOUT_VERSION,
     border_columns,
     comparison_features,
+    edition_platform_columns,
     fit_similarity_space,
     full_view_dim,
     game_prototypes,
@@ -274,6 +275,11 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     random.Random(seed + 1).shuffle(order)
     fold_of = {game: i % INNER_FOLDS for i, game in enumerate(order)}
     folds = np.array([fold_of[g] for g in games])
+    # Every listing of the training games, labelled or not, gets out-of-fold
+    # platform outputs, which its edition's other listings read as evidence.
+    listing_folds = np.array([fold_of.get(game, -1) for game in arrays.game_ids])
+    platform_by_listing = np.zeros((len(arrays.game_ids), len(PLATFORM_FAMILIES)), dtype=np.float32)
+    text_platform_by_listing = np.zeros_like(platform_by_listing)
     quality_oof = np.zeros((len(subset), len(LABEL_CLASSES)), dtype=np.float32)
     platform_oof = np.zeros((len(subset), len(PLATFORM_FAMILIES)), dtype=np.float32)
     text_quality_oof = np.zeros_like(quality_oof)
@@ -289,6 +295,9 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         held_text = text_columns(arrays.features, held_rows)
         text_quality_oof[held] = inner_text_quality.probabilities(held_text, calibrated=False)
         text_platform_oof[held] = inner_text_platform.probabilities(held_text, calibrated=False)
+        listings = np.flatnonzero(listing_folds == fold)
+        platform_by_listing[listings] = inner_platform.probabilities(image_columns(arrays.features, listings), calibrated=False)
+        text_platform_by_listing[listings] = inner_text_platform.probabilities(text_columns(arrays.features, listings), calibrated=False)
     at = data.rows[subset]
     similarity = fit_similarity_space(arrays.features, full_view_dim(arrays.features.shape[1]), rows=at)
     comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids, similarity, arrays.stats)[at]
@@ -305,18 +314,23 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     )
     targets = data.targets[subset]
     stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)
-    platform_stage2 = _fit_platform_stage2(data, subset, platform_oof, text_platform_oof, seed)
+    platform_stage2 = _fit_platform_stage2(data, subset, (platform_oof, text_platform_oof), (platform_by_listing, text_platform_by_listing), seed)
     return HeadSet(quality, platform, stage2, similarity, platform_stage2, text_quality, text_platform)
 
 
-def _fit_platform_stage2(
-    data: TrainingData, subset: np.ndarray, platform_oof: np.ndarray, text_platform_oof: np.ndarray, seed: int
-) -> MLP | None:
-    """Fit the platform second stage on out-of-fold platform and text probabilities and phase 1, or None without targets of two families."""
+def _fit_platform_stage2(data: TrainingData, subset: np.ndarray, oof: tuple, by_listing: tuple, seed: int) -> MLP | None:
+    """Fit the platform second stage on out-of-fold first-stage outputs, or None without targets of two families.
+
+    ``oof`` holds the image and text platform probabilities of the ``subset``
+    rows; ``by_listing`` the same for every listing of their games, which the
+    edition evidence averages.
+    """
     known = data.platform_targets[subset] >= 0
     if len(set(data.platform_targets[subset][known].tolist())) < 2:
         return None
-    x = platform_stage2_inputs(platform_oof[known], data.catalogue.phase1[data.rows[subset][known]], text_platform_oof[known])
+    at = data.rows[subset][known]
+    editions = edition_platform_columns(*by_listing, data.catalogue.edition_ids, at)
+    x = platform_stage2_inputs(oof[0][known], data.catalogue.phase1[at], oof[1][known], *editions)
     onehot = np.eye(len(PLATFORM_FAMILIES), dtype=np.float32)[data.platform_targets[subset][known]]
     return fit_mlp(x, onehot, class_weights(onehot), seed)
 
