@@ -187,7 +187,7 @@ def test_platform_stage2_reads_phase1():
     assert expected[1, 2 * len(PLATFORM_FAMILIES)] == pytest.approx(0.9)
 
 
-def test_edition_evidence_averages_the_other_listings_of_the_edition():
+def test_edition_evidence_averages_other_listings():
     probs = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.2, 0.8], [np.nan, np.nan]], dtype=np.float32)
     editions = ["e1", "e1", "e1", "e2", "e3"]
     # Row 4's edition is not asked for, so its unfilled row is never read.
@@ -197,7 +197,7 @@ def test_edition_evidence_averages_the_other_listings_of_the_edition():
     assert edition_counts(editions, np.array([0, 3])).ravel().tolist() == pytest.approx([np.log(3.0), 0.0])
 
 
-def test_platform_stage2_reads_the_editions_other_listings():
+def test_platform_stage2_reads_edition_listings():
     """A cover with no platform of its own takes the family the other pictures of its edition show, also when predicted alone."""
     dim = 6 + TEXT_DIM + PROFILE_DIM
     features = np.zeros((3, dim), dtype=np.float32)

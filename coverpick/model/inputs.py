@@ -409,8 +409,8 @@ def _log_probs(probs: np.ndarray) -> np.ndarray:
 
 def edition_neighbours(edition_ids: list, rows: np.ndarray) -> np.ndarray:
     """Return, in order, every row that shares an edition with one of ``rows`` (``rows`` included)."""
-    wanted = {edition_ids[row] for row in np.asarray(rows, dtype=np.int64).tolist()}
-    return np.array([row for row, edition in enumerate(edition_ids) if edition in wanted], dtype=np.int64)
+    editions = {edition_ids[row] for row in np.asarray(rows, dtype=np.int64).tolist()}
+    return np.array([row for row, edition in enumerate(edition_ids) if edition in editions], dtype=np.int64)
 
 
 def edition_evidence(probs: np.ndarray, edition_ids: list, rows: np.ndarray) -> np.ndarray:

@@ -321,7 +321,7 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
 def _fit_platform_stage2(data: TrainingData, subset: np.ndarray, oof: tuple, by_listing: tuple, seed: int) -> MLP | None:
     """Fit the platform second stage on out-of-fold first-stage outputs, or None without targets of two families.
 
-    ``oof`` holds the image and text platform probabilities of the ``subset``
+    ``oof`` contains the image and text platform probabilities of the ``subset``
     rows; ``by_listing`` the same for every listing of their games, which the
     edition evidence averages.
     """
