@@ -71,6 +71,26 @@ def test_resweep_replaces_rows_without_duplicates(trained_sample):
     assert again.phase1_written > 0
 
 
+def test_sweep_repredicts_a_new_listings_game(trained_sample):
+    """The listings of a game get fresh verdicts when one of its listings is swept, because each reads the others."""
+    version = trained_sample["version"]
+    edition = next(e for e in Listing.objects.values_list("edition", flat=True).distinct() if Listing.objects.filter(edition=e).count() >= 3)
+    new, *siblings = Listing.objects.filter(edition=edition).order_by("pk")
+    game_listings = Listing.objects.filter(edition__game=new.edition.game, cover__decode_error__isnull=True, cover__isnull=False)
+    Verdict.objects.filter(classifier_version=version, listing__in=game_listings).exclude(listing=new).update(platform_confidence=-1.0)
+    Verdict.objects.filter(classifier_version=version, listing=new).delete()
+
+    summary = sweep(apply=True)
+
+    assert summary.selected == 1
+    assert summary.refreshed == game_listings.count() - 1
+    assert summary.predicted == game_listings.count()
+    assert Verdict.objects.filter(classifier_version=version, listing=new).count() == 1
+    assert not Verdict.objects.filter(classifier_version=version, platform_confidence=-1.0).exists()
+    assert Verdict.objects.filter(classifier_version=version, listing__in=siblings).count() == len(siblings)
+    assert "predicted again: " + str(summary.refreshed) in "\n".join(summary.lines())
+
+
 def test_sweep_without_apply_writes_nothing(trained_sample):
     version = trained_sample["version"]
     Verdict.objects.filter(classifier_version=version, listing__shop__code="quickkeys").delete()

@@ -1,7 +1,9 @@
 """The sweep: predict verdicts for listings with the active heads, and store phase-1 platform rows.
 
 Work goes in chunks of games, because a listing's prototype needs the features
-of its game's other editions. Each chunk's verdicts are written in one
+of its game's other editions. The other usable listings of a selected
+listing's game are predicted again with it, since their inputs read it too.
+Each chunk's verdicts are written in one
 transaction, replacing any row of the same listing and classifier version, so
 a killed sweep resumes where it stopped and never duplicates a row.
 """
@@ -36,6 +38,8 @@ class SweepSummary:
     selected: int = 0
     predicted: int = 0
     errors: int = 0
+    # Listings predicted again because they share a game with a selected one (see _predict_chunk).
+    refreshed: int = 0
     written: int = 0
     phase1_written: int = 0
     seconds: float = 0.0
@@ -48,6 +52,7 @@ class SweepSummary:
         lines = [
             f"Classifier version: {self.version}",
             f"Listings selected: {self.selected}, predicted: {self.predicted}, unusable images: {self.errors}",
+            f"Listings of the same games predicted again: {self.refreshed}",
             "Verdicts: " + (", ".join(f"{k} {v}" for k, v in self.verdicts.most_common()) or "none"),
             "Platforms: " + (", ".join(f"{k} {v}" for k, v in self.platforms.most_common()) or "none"),
             f"Time: {self.seconds:.1f} s ({rate:.1f} listings/s)",
@@ -102,7 +107,7 @@ def sweep(*, rescan_all: bool = False, rescan_verdicts: list[str] | None = None,
             summary.written += heads_rows
             summary.phase1_written += len(rows) - heads_rows
         if bar is not None:
-            bar.update(sum(1 for row in rows if row.classifier_version_id == version.pk))
+            bar.update(sum(1 for row in rows if row.classifier_version_id == version.pk and row.listing_id in wanted))
     if bar is not None:
         bar.close()
     summary.seconds = time.monotonic() - started
@@ -119,7 +124,11 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
     featurize(covers, heads.backbone)
     context = listing_context(usable_listings().filter(edition__game_id__in=game_ids))
     rows: list[Verdict] = []
-    picked = [i for i, listing_id in enumerate(context.listing_ids) if listing_id in wanted]
+    # A verdict reads the other covers of its game (prototype, comparisons,
+    # title match, the edition's platform evidence), so a selected listing
+    # changes its siblings' inputs too, and every usable listing of the game
+    # is predicted again.
+    picked = list(range(len(context.listing_ids))) if any(listing_id in wanted for listing_id in context.listing_ids) else []
     if picked:
         features = load_image_features(context.sha256, heads.backbone)
         quality_probs, platform_probs = heads.heads.predict(
@@ -148,6 +157,7 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
                 )
             )
             summary.predicted += 1
+            summary.refreshed += context.listing_ids[i] not in wanted
             summary.verdicts[prediction.quality] += 1
             summary.platforms[prediction.platform] += 1
     usable = set(context.listing_ids)
