@@ -11,9 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from coverpick.catalogue.importer import import_catalogue
+from coverpick.catalogue.manual import set_labels
 from coverpick.catalogue.models import AuditEvent, CoverImage, Game, Listing, Verdict
 from coverpick.ranking import compute_primaries
 from tests.conftest import SAMPLE_CATALOGUE
+from tests.factories import heads_version, phase1_version, predict
 from tests.image_http import send_jpeg, send_status
 from tests.test_web_support import _clear_cache, staff_client, staff_user  # noqa: F401
 
@@ -120,6 +122,60 @@ def test_kept_cover_replaced_once_image_readable(catalogue):
     listing.refresh_from_db()
     assert listing.cover_id == new_cover
     assert summary.covers_kept == []
+
+
+def point_first_pixelcrate_row_at(catalogue, image_ref: str) -> str:
+    """Rewrite the image column of the first row of the Pixel Crate feed; return that row's product id."""
+    feed = catalogue / "feeds" / "pixelcrate.csv"
+    lines = feed.read_text(encoding="utf-8").splitlines(keepends=True)
+    first = lines[1].split(",")
+    first[7] = image_ref
+    lines[1] = ",".join(first)
+    feed.write_text("".join(lines), encoding="utf-8")
+    return first[0]
+
+
+@pytest.mark.slow
+def test_undecodable_image_keeps_stored_cover(catalogue):
+    run_import(catalogue, with_labels=False)
+    (catalogue / "images" / "broken.jpg").write_bytes(b"not an image at all")
+    product_id = point_first_pixelcrate_row_at(catalogue, "images/broken.jpg")
+    listing = Listing.objects.get(shop__code="pixelcrate", product_id=product_id)
+    old_cover = listing.cover_id
+
+    summary = run_import(catalogue, with_labels=False)
+
+    listing.refresh_from_db()
+    assert listing.cover_id == old_cover
+    assert listing.cover_error is None
+    assert listing.image_ref == "images/broken.jpg"
+    assert summary.image_errors == 0
+    assert len(summary.covers_kept) == 1
+    assert "cannot be decoded" in summary.covers_kept[0].reason
+
+
+@pytest.mark.slow
+def test_changed_image_drops_classifier_verdicts(catalogue):
+    run_import(catalogue, with_labels=False)
+    version, phase1 = heads_version(), phase1_version()
+    for listing in Listing.objects.filter(shop__code="pixelcrate"):
+        predict(listing, version, quality="clean")
+        predict(listing, phase1, platform="sony")
+    other = Listing.objects.filter(shop__code="pixelcrate").exclude(cover=None).order_by("pk").last()
+    product_id = point_first_pixelcrate_row_at(catalogue, other.image_ref)
+    changed = Listing.objects.get(shop__code="pixelcrate", product_id=product_id)
+    set_labels(changed, ["clean"])
+
+    summary = run_import(catalogue, with_labels=False)
+
+    changed.refresh_from_db()
+    assert changed.cover_id == other.cover_id
+    assert not Verdict.objects.filter(listing=changed, source=Verdict.SOURCE_CLASSIFIER).exists()
+    assert manual_labels(changed) == ["clean"]
+    assert summary.listings_to_predict_again == 1
+    unchanged = Listing.objects.filter(shop__code="pixelcrate").exclude(pk=changed.pk)
+    assert Verdict.objects.filter(listing__in=unchanged, source=Verdict.SOURCE_CLASSIFIER).count() == 2 * unchanged.count()
+    assert "to be predicted again by the next sweep: 1" in "\n".join(summary.lines())
 
 
 def test_never_stored_cover_still_gets_error(catalogue):

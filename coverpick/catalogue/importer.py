@@ -57,9 +57,12 @@ class ImportSummary:
     images_stored: int = 0
     image_errors: int = 0
     image_problems: list[ImageProblem] = field(default_factory=list)
-    # Listings whose image could not be read or fetched on this import, so
+    # Listings whose image could not be read, fetched or decoded on this import, so
     # they kept the cover stored by an earlier one.
     covers_kept: list[ImageProblem] = field(default_factory=list)
+    # Stored listings whose cover or edition changed, so their classifier verdicts were removed
+    # and the next sweep predicts them again.
+    listings_to_predict_again: int = 0
     labels_imported: int = 0
     # Label rows not applied because a staff member changed that label, review or pin after the import last wrote it.
     labels_kept: int = 0
@@ -79,6 +82,7 @@ class ImportSummary:
             f"Listings created: {self.listings_created}, updated: {self.listings_updated}",
             f"Cover images newly stored: {self.images_stored}, listings without a usable image: {self.image_errors}",
             f"Listings no longer in their shop's feed, marked out of stock: {self.listings_withdrawn}",
+            f"Listings whose image or edition changed, to be predicted again by the next sweep: {self.listings_to_predict_again}",
         ]
         lines.extend(_problem_lines(self.image_problems))
         if self.covers_kept:
@@ -311,6 +315,11 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         cover, validators = _keep_stored_cover(previous, row)
         summary.covers_kept.append(ImageProblem(shop.code, row.product_id, cover_error))
         cover_error = None
+    # A new image that does not decode must not replace a stored cover that does.
+    elif _decode_problem(cover, row) and previous is not None and previous.cover is not None and not previous.cover.decode_error:
+        problem = _decode_problem(cover, row)
+        cover, validators = _keep_stored_cover(previous, row)
+        summary.covers_kept.append(ImageProblem(shop.code, row.product_id, problem))
     values = {
         "edition": edition,
         "title": row.title,
@@ -333,6 +342,12 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         summary.listings_created += 1
     else:
         summary.listings_updated += 1
+    if previous is not None and (previous.cover_id != (cover.pk if cover else None) or previous.edition_id != edition.pk):
+        # The classifier's rows describe the old image or edition. Without
+        # them the listing is pending, so the next sweep (or tick) predicts it
+        # again. Staff labels stay.
+        Verdict.objects.filter(listing_id=previous.pk, source=Verdict.SOURCE_CLASSIFIER).delete()
+        summary.listings_to_predict_again += 1
     image_problem = cover_error or _decode_problem(cover, row)
     if image_problem:
         summary.image_errors += 1
