@@ -142,3 +142,8 @@ def test_calibrate_reports_clean_recall_and_warns_when_low():
     assert lenient.clean_recall >= 0.5
     assert not any(line.startswith("Warning:") for line in lenient_lines)
     assert f"keeps {lenient.clean_recall:.0%} of truly clean covers" in "\n".join(lenient_lines)
+    # Both reliability tables start with the same column header.
+    header = lenient_lines[4]
+    assert "mean conf" in header
+    platform_title = lenient_lines.index("Reliability of the calibrated platform verdict (out-of-fold):")
+    assert lenient_lines[platform_title + 1] == header

@@ -174,16 +174,18 @@ def calibrate(data, oof: OutOfFold, clean_precision: float = 0.95, platform_accu
 
 
 def format_calibration(result: Calibration, clean_precision: float, platform_accuracy: float) -> list[str]:
+    header = f"  {'confidence':<10} {'rows':>5} {'mean conf':>9} {'accuracy':>8}"
     lines = [
         f"Quality temperature {result.quality_temperature:.3f}: log-loss {result.quality_loss_before:.4f} → {result.quality_loss_after:.4f}",
         f"Platform temperature {result.platform_temperature:.3f}: log-loss {result.platform_loss_before:.4f} → {result.platform_loss_after:.4f}",
         "",
         "Reliability of the calibrated quality verdict (out-of-fold):",
-        f"  {'confidence':<10} {'rows':>5} {'mean conf':>9} {'accuracy':>8}",
+        header,
     ]
     for row in result.quality_table:
         lines.append(f"  {row['bin']:<10} {row['rows']:>5} {row['confidence']:>9.3f} {row['accuracy']:>8.3f}")
     lines.append("Reliability of the calibrated platform verdict (out-of-fold):")
+    lines.append(header)
     for row in result.platform_table:
         lines.append(f"  {row['bin']:<10} {row['rows']:>5} {row['confidence']:>9.3f} {row['accuracy']:>8.3f}")
     lines.append("")
