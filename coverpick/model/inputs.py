@@ -413,6 +413,14 @@ def edition_neighbours(edition_ids: list, rows: np.ndarray) -> np.ndarray:
     return np.array([row for row, edition in enumerate(edition_ids) if edition in editions], dtype=np.int64)
 
 
+def _edition_members(edition_ids: list, rows: np.ndarray) -> dict:
+    """Return every row of each edition that one of ``rows`` belongs to, as lists keyed by edition, rows in order."""
+    members: dict = {}
+    for row in edition_neighbours(edition_ids, rows).tolist():
+        members.setdefault(edition_ids[row], []).append(row)
+    return members
+
+
 def edition_evidence(probs: np.ndarray, edition_ids: list, rows: np.ndarray) -> np.ndarray:
     """Return, for each of ``rows``, the mean of ``probs`` over the other listings of its edition.
 
@@ -422,15 +430,11 @@ def edition_evidence(probs: np.ndarray, edition_ids: list, rows: np.ndarray) -> 
     """
     rows = np.asarray(rows, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float32)
-    sums: dict = {}
-    counts: dict = {}
-    for row in edition_neighbours(edition_ids, rows).tolist():
-        edition = edition_ids[row]
-        sums[edition] = sums.get(edition, 0.0) + probs[row]
-        counts[edition] = counts.get(edition, 0) + 1
+    members = _edition_members(edition_ids, rows)
+    sums = {edition: probs[edition_rows].sum(axis=0) for edition, edition_rows in members.items()}
     result = np.full((len(rows), probs.shape[1]), 1.0 / probs.shape[1], dtype=np.float32)
     for position, row in enumerate(rows.tolist()):
-        others = counts[edition_ids[row]] - 1
+        others = len(members[edition_ids[row]]) - 1
         if others:
             result[position] = (sums[edition_ids[row]] - probs[row]) / others
     return result
@@ -438,10 +442,8 @@ def edition_evidence(probs: np.ndarray, edition_ids: list, rows: np.ndarray) -> 
 
 def edition_counts(edition_ids: list, rows: np.ndarray) -> np.ndarray:
     """Return log(1 + number of other listings of the same edition) for each of ``rows``, as a column."""
-    counts: dict = {}
-    for edition in edition_ids:
-        counts[edition] = counts.get(edition, 0) + 1
-    others = [counts[edition_ids[row]] - 1 for row in np.asarray(rows, dtype=np.int64).tolist()]
+    members = _edition_members(edition_ids, rows)
+    others = [len(members[edition_ids[row]]) - 1 for row in np.asarray(rows, dtype=np.int64).tolist()]
     return np.log1p(np.array(others, dtype=np.float32)).reshape(-1, 1)
 
 

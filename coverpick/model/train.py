@@ -281,20 +281,15 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     platform_by_listing = np.zeros((len(arrays.game_ids), len(PLATFORM_FAMILIES)), dtype=np.float32)
     text_platform_by_listing = np.zeros_like(platform_by_listing)
     quality_oof = np.zeros((len(subset), len(LABEL_CLASSES)), dtype=np.float32)
-    platform_oof = np.zeros((len(subset), len(PLATFORM_FAMILIES)), dtype=np.float32)
     text_quality_oof = np.zeros_like(quality_oof)
-    text_platform_oof = np.zeros_like(platform_oof)
     for fold in range(INNER_FOLDS):
         inner_quality, inner_platform, inner_text_quality, inner_text_platform = _fit_first_stage(data, subset[folds != fold], seed)
         held = np.flatnonzero(folds == fold)
         held_rows = data.rows[subset[held]]
-        q, p = HeadSet(inner_quality, inner_platform, None).predict(
+        quality_oof[held], _ = HeadSet(inner_quality, inner_platform, None).predict(
             arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, arrays.titles, held_rows
         )
-        quality_oof[held], platform_oof[held] = q, p
-        held_text = text_columns(arrays.features, held_rows)
-        text_quality_oof[held] = inner_text_quality.probabilities(held_text, calibrated=False)
-        text_platform_oof[held] = inner_text_platform.probabilities(held_text, calibrated=False)
+        text_quality_oof[held] = inner_text_quality.probabilities(text_columns(arrays.features, held_rows), calibrated=False)
         listings = np.flatnonzero(listing_folds == fold)
         platform_by_listing[listings] = inner_platform.probabilities(image_columns(arrays.features, listings), calibrated=False)
         text_platform_by_listing[listings] = inner_text_platform.probabilities(text_columns(arrays.features, listings), calibrated=False)
@@ -303,7 +298,7 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids, similarity, arrays.stats)[at]
     x_stage2 = stage2_inputs(
         quality_oof,
-        platform_oof,
+        platform_by_listing[at],
         [arrays.families[i] for i in at],
         comparisons,
         arrays.stats[at],
@@ -314,23 +309,25 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     )
     targets = data.targets[subset]
     stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)
-    platform_stage2 = _fit_platform_stage2(data, subset, (platform_oof, text_platform_oof), (platform_by_listing, text_platform_by_listing), seed)
+    platform_stage2 = _fit_platform_stage2(data, subset, platform_by_listing, text_platform_by_listing, seed)
     return HeadSet(quality, platform, stage2, similarity, platform_stage2, text_quality, text_platform)
 
 
-def _fit_platform_stage2(data: TrainingData, subset: np.ndarray, oof: tuple, by_listing: tuple, seed: int) -> MLP | None:
+def _fit_platform_stage2(
+    data: TrainingData, subset: np.ndarray, platform_by_listing: np.ndarray, text_platform_by_listing: np.ndarray, seed: int
+) -> MLP | None:
     """Fit the platform second stage on out-of-fold first-stage outputs, or None without targets of two families.
 
-    ``oof`` contains the image and text platform probabilities of the ``subset``
-    rows; ``by_listing`` the same for every listing of their games, which the
-    edition evidence averages.
+    The two ``*_by_listing`` arrays are the out-of-fold platform and text
+    platform probabilities of every listing of the ``subset`` games. The rows'
+    own outputs and their editions' evidence both come from them.
     """
     known = data.platform_targets[subset] >= 0
     if len(set(data.platform_targets[subset][known].tolist())) < 2:
         return None
     at = data.rows[subset][known]
-    editions = edition_platform_columns(*by_listing, data.catalogue.edition_ids, at)
-    x = platform_stage2_inputs(oof[0][known], data.catalogue.phase1[at], oof[1][known], *editions)
+    editions = edition_platform_columns(platform_by_listing, text_platform_by_listing, data.catalogue.edition_ids, at)
+    x = platform_stage2_inputs(platform_by_listing[at], data.catalogue.phase1[at], text_platform_by_listing[at], *editions)
     onehot = np.eye(len(PLATFORM_FAMILIES), dtype=np.float32)[data.platform_targets[subset][known]]
     return fit_mlp(x, onehot, class_weights(onehot), seed)
 
