@@ -309,17 +309,19 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     previous = Listing.objects.filter(shop=shop, product_id=row.product_id).select_related("cover").first()
     cover, cover_error, validators = _store_cover(row, catalogue_dir, summary, previous)
     # An image that cannot be read or fetched now (a server down, a folder not
-    # mounted) must not erase the cover an earlier import stored. A row that
+    # mounted) must not erase the cover an earlier import stored, and one that
+    # does not decode must not replace a stored cover that does. A row that
     # has no image reference at all still clears it.
-    if cover_error is not None and row.image_ref and previous is not None and previous.cover is not None:
+    kept_reason = None
+    if previous is not None and previous.cover is not None:
+        if cover_error is not None and row.image_ref:
+            kept_reason = cover_error
+        elif not previous.cover.decode_error:
+            kept_reason = _decode_problem(cover, row)
+    if kept_reason is not None:
         cover, validators = _keep_stored_cover(previous, row)
-        summary.covers_kept.append(ImageProblem(shop.code, row.product_id, cover_error))
+        summary.covers_kept.append(ImageProblem(shop.code, row.product_id, kept_reason))
         cover_error = None
-    # A new image that does not decode must not replace a stored cover that does.
-    elif _decode_problem(cover, row) and previous is not None and previous.cover is not None and not previous.cover.decode_error:
-        problem = _decode_problem(cover, row)
-        cover, validators = _keep_stored_cover(previous, row)
-        summary.covers_kept.append(ImageProblem(shop.code, row.product_id, problem))
     values = {
         "edition": edition,
         "title": row.title,
