@@ -158,7 +158,8 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
                 )
             )
             summary.predicted += 1
-            summary.refreshed += context.listing_ids[i] not in wanted
+            if context.listing_ids[i] not in wanted:
+                summary.refreshed += 1
             summary.verdicts[prediction.quality] += 1
             summary.platforms[prediction.platform] += 1
     usable = set(context.listing_ids)
