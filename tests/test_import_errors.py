@@ -112,9 +112,24 @@ def test_reimport_updates_without_duplicates(tmp_path):
     summary, _warnings = run_import(tmp_path)
 
     assert summary.listings_created == 0
-    assert summary.listings_updated == 2
+    assert (summary.listings_updated, summary.listings_unchanged) == (0, 2)
     assert Listing.objects.count() == 2
     assert Shop.objects.count() == 1
+
+
+def test_reimport_writes_only_changed_rows(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;PS4;12,00;EUR;"])
+    run_import(tmp_path)
+    stamps = dict(Listing.objects.values_list("product_id", "updated_at"))
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;PS4;11,50;EUR;"])
+
+    summary, _warnings = run_import(tmp_path)
+
+    assert (summary.listings_created, summary.listings_updated, summary.listings_unchanged) == (0, 1, 1)
+    assert "Listings created: 0, updated: 1, unchanged: 1" in summary.lines()
+    assert str(Listing.objects.get(product_id="2").price) == "11.50"
+    assert Listing.objects.get(product_id="1").updated_at == stamps["1"]
+    assert Listing.objects.get(product_id="2").updated_at > stamps["2"]
 
 
 def test_preference_typo_warned_not_created(tmp_path, monkeypatch):

@@ -54,6 +54,8 @@ class ImportSummary:
     rows_refused: int = 0
     listings_created: int = 0
     listings_updated: int = 0
+    # Stored listings whose feed row matched what was stored, so nothing was written.
+    listings_unchanged: int = 0
     images_stored: int = 0
     image_errors: int = 0
     image_problems: list[ImageProblem] = field(default_factory=list)
@@ -72,14 +74,15 @@ class ImportSummary:
 
     @property
     def listings(self) -> int:
-        return self.listings_created + self.listings_updated
+        return self.listings_created + self.listings_updated + self.listings_unchanged
 
     def lines(self) -> list[str]:
         feed_files = self.feed_files_read + self.feed_files_skipped
         lines = [
             f"Feed files skipped: {self.feed_files_skipped} of {feed_files}",
             f"Feed rows read: {self.rows_read}, refused: {self.rows_refused}",
-            f"Listings created: {self.listings_created}, updated: {self.listings_updated}",
+            f"Listings created: {self.listings_created}, updated: {self.listings_updated}, "
+            f"unchanged: {self.listings_unchanged}",
             f"Cover images newly stored: {self.images_stored}, listings without a usable image: {self.image_errors}",
             f"Listings no longer in their shop's feed, marked out of stock: {self.listings_withdrawn}",
             f"Listings whose image or edition changed, to be predicted again by the next sweep: {self.listings_to_predict_again}",
@@ -339,12 +342,22 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         "image_etag": validators[0],
         "image_last_modified": validators[1],
     }
-    _, created = Listing.objects.update_or_create(shop=shop, product_id=row.product_id, defaults=values)
-    if created:
+    replaced = previous is not None and (
+        previous.cover_id != (cover.pk if cover else None) or previous.edition_id != edition.pk
+    )
+    if previous is None:
+        Listing.objects.create(shop=shop, product_id=row.product_id, **values)
         summary.listings_created += 1
-    else:
+    elif _differs(previous, values):
+        for name, value in values.items():
+            setattr(previous, name, value)
+        previous.save()
         summary.listings_updated += 1
-    if previous is not None and (previous.cover_id != (cover.pk if cover else None) or previous.edition_id != edition.pk):
+    else:
+        # Writing an identical row would still move updated_at and the
+        # catalogue generation, and with it every cached public page.
+        summary.listings_unchanged += 1
+    if replaced:
         # The classifier's rows describe the old image or edition. Without
         # them the listing is pending, so the next sweep (or tick) predicts it
         # again. Staff labels stay.
@@ -354,6 +367,19 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     if image_problem:
         summary.image_errors += 1
         summary.image_problems.append(ImageProblem(shop.code, row.product_id, image_problem))
+
+
+def _differs(listing: Listing, values: dict) -> bool:
+    """Return True when any of ``values`` differs from the stored listing's field of that name."""
+    for name, value in values.items():
+        field = Listing._meta.get_field(name)
+        if field.is_relation:
+            stored, value = getattr(listing, field.attname), (value.pk if value is not None else None)
+        else:
+            stored = getattr(listing, name)
+        if stored != value:
+            return True
+    return False
 
 
 def _keep_stored_cover(previous: Listing, row: FeedRow):
