@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from coverpick.catalogue import generation
 from coverpick.catalogue.importer import IMAGE_PROBLEMS_SHOWN, import_catalogue
 from coverpick.catalogue.models import Listing, Shop
 from coverpick.catalogue.normalise import is_iso_currency
@@ -115,6 +116,17 @@ def test_reimport_updates_without_duplicates(tmp_path):
     assert (summary.listings_updated, summary.listings_unchanged) == (0, 2)
     assert Listing.objects.count() == 2
     assert Shop.objects.count() == 1
+
+
+def test_unchanged_reimport_keeps_the_catalogue_generation(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;PS4;12,00;EUR;"])
+    run_import(tmp_path)
+    before = generation.current_generation()
+
+    run_import(tmp_path)
+
+    assert before is not None
+    assert generation.current_generation() == before
 
 
 def test_reimport_writes_only_changed_rows(tmp_path):
