@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from coverpick.catalogue.models import ClassifierVersion, Game, Listing, Verdict
+from coverpick.catalogue.models import ClassifierVersion, Game, Listing, Verdict, for_earlier_image
 from coverpick.ranking import annotate_ranking
 
 
@@ -20,6 +20,9 @@ def verdict_records() -> Iterator[dict]:
         listing_id: labels
         for listing_id, labels in Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", "labels")
     }
+    earlier = set(
+        Verdict.objects.filter(for_earlier_image(), source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", flat=True)
+    )
     listings = annotate_ranking(Listing.objects.select_related("shop", "edition__game", "cover"))
     for listing in listings.iterator(chunk_size=1000):
         verdict = rows.get(listing.pk)
@@ -39,6 +42,8 @@ def verdict_records() -> Iterator[dict]:
             "tier": listing.tier,
             "effective_verdict": listing.effective_verdict,
             "manual_labels": manual.get(listing.pk),
+            # True when those labels were given for an earlier image of the listing.
+            "manual_labels_for_earlier_image": listing.pk in earlier,
             "error": error,
         }
 

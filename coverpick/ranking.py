@@ -59,9 +59,16 @@ GROUP_PINNED, GROUP_CLEAN_LEANING, GROUP_OTHER, GROUP_UNUSABLE = -1, 0, 1, 2
 
 
 def _manual_verdicts():
-    """Manual rows that count as verdicts: labels, confirmed reviews and pins' clean rows."""
-    return Verdict.objects.filter(listing=OuterRef("pk"), source__in=Verdict.MANUAL_SOURCES, quality__isnull=False).exclude(
-        source=Verdict.SOURCE_MANUAL_PIN, quality=UNKNOWN
+    """Manual rows that count as verdicts: labels, confirmed reviews and pins' clean rows.
+
+    A row written for an earlier image of the listing does not count; the
+    classifier's verdict on the current image decides until someone labels it.
+    The tier of a pinned listing comes from the pin itself.
+    """
+    return (
+        Verdict.objects.filter(listing=OuterRef("pk"), source__in=Verdict.MANUAL_SOURCES, quality__isnull=False)
+        .filter(Q(cover__isnull=True) | Q(cover=OuterRef("cover")))
+        .exclude(source=Verdict.SOURCE_MANUAL_PIN, quality=UNKNOWN)
     )
 
 

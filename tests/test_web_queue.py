@@ -178,7 +178,7 @@ def test_boundary_needs_both_top_classes_in_set(setting):
     add_verdict(edition, version, "margins", 0.70, probs(margins=0.70, deluxe_bundle=0.30))
     queue = build_queue(rare_limit=1)
     assert [item.listing_id for item in queue] == [close_pair.pk]
-    assert queue_counts(queue) == {"S": 0, TIER_UNKNOWN: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
+    assert queue_counts(queue) == {"E": 0, "S": 0, TIER_UNKNOWN: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
 
 
 @pytest.mark.parametrize(

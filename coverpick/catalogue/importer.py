@@ -65,6 +65,10 @@ class ImportSummary:
     # Stored listings whose cover or edition changed, so their classifier verdicts were removed
     # and the next sweep predicts them again.
     listings_to_predict_again: int = 0
+    # Listings whose new image leaves staff labels or reviews describing the earlier
+    # one; the labelling queue asks for them first. And pinned listings whose image changed.
+    labels_for_earlier_image: int = 0
+    pins_for_earlier_image: int = 0
     labels_imported: int = 0
     # Label rows not applied because a staff member changed that label, review or pin after the import last wrote it.
     labels_kept: int = 0
@@ -86,7 +90,14 @@ class ImportSummary:
             f"Cover images newly stored: {self.images_stored}, listings without a usable image: {self.image_errors}",
             f"Listings no longer in their shop's feed, marked out of stock: {self.listings_withdrawn}",
             f"Listings whose image or edition changed, to be predicted again by the next sweep: {self.listings_to_predict_again}",
+            f"Listings whose staff labels describe their earlier image, first in the labelling queue: "
+            f"{self.labels_for_earlier_image}",
         ]
+        if self.pins_for_earlier_image:
+            lines.append(
+                f"Pinned listings whose image changed: {self.pins_for_earlier_image}. Their pins still choose the "
+                "primary cover; check the new images on their game pages and pin again or unpin."
+            )
         lines.extend(_problem_lines(self.image_problems))
         if self.covers_kept:
             kept_count = len(self.covers_kept)
@@ -342,9 +353,10 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         "image_etag": validators[0],
         "image_last_modified": validators[1],
     }
-    replaced = previous is not None and (
-        previous.cover_id != (cover.pk if cover else None) or previous.edition_id != edition.pk
-    )
+    new_cover_id = cover.pk if cover else None
+    old_cover_id = previous.cover_id if previous is not None else None
+    image_changed = previous is not None and old_cover_id != new_cover_id
+    replaced = image_changed or (previous is not None and previous.edition_id != edition.pk)
     if previous is None:
         Listing.objects.create(shop=shop, product_id=row.product_id, **values)
         summary.listings_created += 1
@@ -360,9 +372,16 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     if replaced:
         # The classifier's rows describe the old image or edition. Without
         # them the listing is pending, so the next sweep (or tick) predicts it
-        # again. Staff labels stay.
+        # again. Staff rows stay; after an image change they describe the
+        # earlier image (Verdict.cover), which training and the ranking skip.
         Verdict.objects.filter(listing_id=previous.pk, source=Verdict.SOURCE_CLASSIFIER).delete()
         summary.listings_to_predict_again += 1
+        if image_changed and old_cover_id is not None:
+            staff = Verdict.objects.filter(listing_id=previous.pk, cover_id=old_cover_id)
+            if staff.filter(source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW)).exists():
+                summary.labels_for_earlier_image += 1
+            if staff.filter(source=Verdict.SOURCE_MANUAL_PIN, quality="clean").exists():
+                summary.pins_for_earlier_image += 1
     image_problem = cover_error or _decode_problem(cover, row)
     if image_problem:
         summary.image_errors += 1
@@ -504,7 +523,11 @@ def _import_label_record(listing: Listing, record: dict) -> bool:
             raise ValueError(f"'labels' must be a list of class names, got {labels!r}")
         checked = validate_label_set(labels)
         stored = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).first()
-        if stored is not None and stored.user_id is not None and stored.labels != checked:
+        if stored is not None and stored.labels == checked:
+            # Already stored. Repeating it does not make it a label of the
+            # listing's new image when the image has changed since.
+            return True
+        if stored is not None and stored.user_id is not None:
             return False
         set_labels(listing, checked, note=IMPORT_NOTE)
     elif source == Verdict.SOURCE_REVIEW:
@@ -513,7 +536,9 @@ def _import_label_record(listing: Listing, record: dict) -> bool:
             raise ValueError(f"review verdict must be 'confirmed' or 'rejected', got {decision!r}")
         predicted = str(record.get("predicted"))
         stored = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_REVIEW, review_predicted=predicted).first()
-        if stored is not None and stored.user_id is not None and stored.review_verdict != decision:
+        if stored is not None and stored.review_verdict == decision:
+            return True
+        if stored is not None and stored.user_id is not None:
             return False
         record_review(listing, predicted, decision == Verdict.REVIEW_CONFIRMED)
     elif source == Verdict.SOURCE_MANUAL_PIN:

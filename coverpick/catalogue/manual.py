@@ -32,7 +32,7 @@ def ranking_label(labels: Iterable[str]) -> str:
 
 
 def set_labels(listing: Listing, labels: Iterable[str], user=None, note: str = "") -> Verdict:
-    """Store a manual-train label set for a listing's cover, replacing the previous one.
+    """Store a manual-train label set for the cover a listing shows now, replacing the previous one.
 
     Raises LabelError when the set breaks the vocabulary or the exclusivity rules;
     nothing is written then.
@@ -40,12 +40,18 @@ def set_labels(listing: Listing, labels: Iterable[str], user=None, note: str = "
     checked = validate_label_set(labels)
     with transaction.atomic():
         previous = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).first()
-        if previous is not None and previous.labels == checked:
+        if previous is not None and previous.labels == checked and not previous.describes_earlier_image(listing):
             return previous
         verdict, _ = Verdict.objects.update_or_create(
             listing=listing,
             source=Verdict.SOURCE_MANUAL_TRAIN,
-            defaults={"labels": checked, "quality": ranking_label(checked), "user": user, "quality_confidence": 1.0},
+            defaults={
+                "labels": checked,
+                "quality": ranking_label(checked),
+                "user": user,
+                "quality_confidence": 1.0,
+                "cover_id": listing.cover_id,
+            },
         )
         AuditEvent.objects.create(
             action="label",
@@ -77,7 +83,7 @@ def record_review(listing: Listing, predicted: str, confirmed: bool, user=None) 
         previous = Verdict.objects.filter(
             listing=listing, source=Verdict.SOURCE_REVIEW, review_predicted=predicted, review_verdict=decision
         ).first()
-        if previous is not None:
+        if previous is not None and not previous.describes_earlier_image(listing):
             return previous
         verdict, _ = Verdict.objects.update_or_create(
             listing=listing,
@@ -88,6 +94,7 @@ def record_review(listing: Listing, predicted: str, confirmed: bool, user=None) 
                 "quality": predicted if confirmed else None,
                 "labels": [predicted] if confirmed else [],
                 "user": user,
+                "cover_id": listing.cover_id,
             },
         )
         AuditEvent.objects.create(
@@ -119,8 +126,9 @@ def pin_cover(listing: Listing, user=None, note: str = "") -> None:
                 quality="clean" if other_id == listing.pk else UNKNOWN,
                 labels=["clean"] if other_id == listing.pk else [],
                 user=user,
+                cover_id=other_cover_id,
             )
-            for other_id in siblings.values_list("pk", flat=True)
+            for other_id, other_cover_id in siblings.values_list("pk", "cover_id")
         ]
         Verdict.objects.bulk_create(rows)
         AuditEvent.objects.create(

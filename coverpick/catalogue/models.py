@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from coverpick.labels import ALL_FAMILIES
 
@@ -175,6 +175,10 @@ class Verdict(models.Model):
     review_verdict = models.CharField(max_length=16, blank=True)
     error = models.TextField(null=True, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Staff rows only: the cover the listing showed when the row was written.
+    # When the listing's cover has changed since, the row describes an earlier
+    # image (see ``describes_earlier_image``).
+    cover = models.ForeignKey(CoverImage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -207,9 +211,22 @@ class Verdict(models.Model):
     def is_demotion_marker(self) -> bool:
         return self.source == self.SOURCE_MANUAL_PIN and self.quality == "unknown"
 
+    def describes_earlier_image(self, listing: Listing) -> bool:
+        """Return whether this staff row was written for a cover the listing no longer shows."""
+        return self.cover_id is not None and self.cover_id != listing.cover_id
+
     def __str__(self) -> str:
         origin = self.classifier_version.name if self.classifier_version_id else self.source
         return f"{self.listing}: {self.quality} ({origin})"
+
+
+def for_earlier_image() -> Q:
+    """Filter for Verdict rows written for a cover that their listing no longer shows.
+
+    Such a staff row describes an earlier image: training and the ranking
+    leave it out, and the labelling queue asks for the listing first.
+    """
+    return Q(cover__isnull=False) & (Q(listing__cover__isnull=True) | ~Q(cover=F("listing__cover")))
 
 
 class AuditEvent(models.Model):

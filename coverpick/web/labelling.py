@@ -99,9 +99,15 @@ def save_labels(session, listing: Listing, labels: Iterable[str], user) -> list[
     nothing is written and the undo stack is unchanged.
     """
     checked = validate_label_set(labels)
-    previous = current_labels(listing)
+    row = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).only("labels", "cover_id").first()
+    previous = list(row.labels) if row is not None else None
     set_labels(listing, checked, user, note="labelling page")
-    _push_undo(session, [{"listing": listing.pk, "previous": previous, "saved": checked}])
+    entry = {"listing": listing.pk, "previous": previous, "saved": checked}
+    if row is not None:
+        # Undo restores the cover the replaced labels were given for, so labels
+        # of an earlier image go back to being that.
+        entry["previous_cover"] = row.cover_id
+    _push_undo(session, [entry])
     logger.info("Labelled cover: listing=%s labels=%s by=%s", listing.pk, ",".join(checked), user.username)
     return checked
 
@@ -155,6 +161,10 @@ def undo_last(session, user) -> UndoResult:
                 clear_labels(listing, user)
             else:
                 set_labels(listing, entry["previous"], user, note="undo")
+                if "previous_cover" in entry:
+                    Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).update(
+                        cover_id=entry["previous_cover"]
+                    )
     session[UNDO_KEY] = stack[:-1]
     session[DONE_KEY] = max(0, decisions_made(session) - 1)
     ids = [entry["listing"] for entry in entries]

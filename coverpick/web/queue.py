@@ -2,8 +2,10 @@
 
 A listing is queued when it has a usable cover, carries no manual-train label
 yet, and the active heads version has a quality verdict for it. The queue has
-three tiers, served in order, after the review suspects:
+three tiers, served in order, after two tiers of labelled covers to check again:
 
+- E: covers whose staff labels or reviews were given for an earlier image of
+  the listing (a re-import changed the image), until someone labels the new one;
 - S: labelled covers that ``coverpick audit-labels`` ranked most likely to be
   mislabelled (its JSONL in COVERPICK_HOME/audit/), most suspect first, until
   someone saves their labels again after the audit ran;
@@ -30,7 +32,7 @@ from datetime import datetime, timezone
 from django.db.models import Exists, OuterRef
 
 from coverpick import conf
-from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict
+from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict, for_earlier_image
 from coverpick.labels import LABEL_CLASSES, UNKNOWN
 
 logger = logging.getLogger(__name__)
@@ -44,12 +46,14 @@ BOUNDARY_GAP = 0.2
 SUSPECT_LIMIT = 50
 SUSPECT_MIN_SCORE = 0.5
 
+TIER_EARLIER_IMAGE = "E"
 TIER_SUSPECT = "S"
 TIER_UNKNOWN = "A"
 TIER_RARE = "B"
 TIER_BOUNDARY = "C"
-TIER_ORDER = (TIER_SUSPECT, TIER_UNKNOWN, TIER_RARE, TIER_BOUNDARY)
+TIER_ORDER = (TIER_EARLIER_IMAGE, TIER_SUSPECT, TIER_UNKNOWN, TIER_RARE, TIER_BOUNDARY)
 TIER_DESCRIPTIONS = {
+    TIER_EARLIER_IMAGE: "its staff labels were given for an earlier image of this listing",
     TIER_SUSPECT: "the label audit ranks its labels among the most likely to be wrong",
     TIER_UNKNOWN: "the model's verdict is unknown",
     TIER_RARE: f"predicted class has fewer than {RARE_CLASS_LIMIT} manual labels",
@@ -156,6 +160,29 @@ def audit_suspects(skipped: Collection[int] = (), limit: int = SUSPECT_LIMIT) ->
     return items
 
 
+def earlier_image_items(skipped: Collection[int] = ()) -> list[QueueItem]:
+    """Queue items for usable covers whose staff labels describe an earlier image of the listing.
+
+    A listing leaves this tier once it has a manual-train label for the image it shows now.
+    """
+    current_label = Verdict.objects.filter(
+        listing=OuterRef("listing_id"), source=Verdict.SOURCE_MANUAL_TRAIN, cover=OuterRef("listing__cover")
+    )
+    listing_ids = (
+        Verdict.objects.filter(
+            for_earlier_image(),
+            source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW),
+            listing__cover__isnull=False,
+            listing__cover__decode_error__isnull=True,
+        )
+        .exclude(Exists(current_label))
+        .exclude(listing_id__in=list(skipped))
+        .values_list("listing_id", flat=True)
+        .distinct()
+    )
+    return [QueueItem(listing_id, TIER_EARLIER_IMAGE, "earlier image", None) for listing_id in sorted(set(listing_ids))]
+
+
 def build_queue(
     skipped: Iterable[int] = (),
     *,
@@ -176,7 +203,7 @@ def build_queue(
     skipped = set(skipped)
     verdicts = unlabelled_active_verdicts(version, skipped)
 
-    items: list[QueueItem] = audit_suspects(skipped)
+    items: list[QueueItem] = earlier_image_items(skipped) + audit_suspects(skipped)
     boundary_candidates: list[int] = []
     rows = verdicts.values_list("pk", "listing_id", "quality", "quality_confidence")
     for verdict_id, listing_id, quality, confidence in rows.iterator(chunk_size=2000):
@@ -198,7 +225,14 @@ def build_queue(
 
     # A missing confidence sorts first, because nothing is known about that verdict.
     items.sort(key=lambda item: (TIER_ORDER.index(item.tier), item.confidence or 0.0, item.listing_id))
-    return items
+    # A listing can qualify for several tiers; it is served once, in the first.
+    served: set[int] = set()
+    unique = []
+    for item in items:
+        if item.listing_id not in served:
+            served.add(item.listing_id)
+            unique.append(item)
+    return unique
 
 
 def queue_counts(items: Iterable[QueueItem]) -> dict[str, int]:

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict
+from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict, for_earlier_image
 from coverpick.labels import LABEL_CLASSES, LabelError
 from coverpick.web import labelling
 from coverpick.web.access import staff_required
@@ -47,6 +47,7 @@ def _item_context(listing: Listing, queue: list, session) -> dict:
         .order_by("edition__platform", "shop__preference", "pk")
     )
     existing = labelling.current_labels(listing)
+    earlier_image = Verdict.objects.filter(for_earlier_image(), listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).exists()
     position = next((index for index, item in enumerate(queue) if item.listing_id == listing.pk), None)
     done = labelling.decisions_made(session)
     return {
@@ -56,6 +57,7 @@ def _item_context(listing: Listing, queue: list, session) -> dict:
         "verdict": verdict,
         "probabilities": top_probabilities(verdict.quality_probs if verdict else None, TOP_PROBABILITIES),
         "existing_labels": existing or [],
+        "labels_for_earlier_image": earlier_image,
         "queue_tier": queue[position].tier if position is not None else None,
         "tier_description": TIER_DESCRIPTIONS.get(queue[position].tier) if position is not None else "",
         "counter_n": done + 1,

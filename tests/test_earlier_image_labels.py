@@ -1,0 +1,208 @@
+"""Staff rows written for a cover that the listing no longer shows.
+
+A re-import can give a listing a new image. Labels, reviews and pins written
+for the old image stay stored, but they describe that image: training and the
+ranking leave them out, the labelling queue asks for the listing first, and
+the import summary counts them.
+"""
+
+import io
+
+import pytest
+from PIL import Image
+
+from coverpick.catalogue.importer import import_catalogue
+from coverpick.catalogue.manual import pin_cover, record_review, set_labels
+from coverpick.catalogue.models import CoverImage, Listing, Verdict
+from coverpick.model.dataset import training_rows
+from coverpick.ranking import annotate_ranking
+from coverpick.web import labelling
+from coverpick.web.queue import TIER_EARLIER_IMAGE, build_queue
+from tests.factories import heads_version, make_game, make_listing, predict
+from tests.test_web_support import _clear_cache, staff_client, staff_user  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+def give_new_image(listing: Listing) -> Listing:
+    """Point the listing at a new stored image, as a re-import does when the shop's image changes."""
+    listing.cover = CoverImage.objects.create(sha256=f"{listing.pk:032x}{'e' * 32}", path="new.jpg", width=600, height=850)
+    listing.save()
+    return Listing.objects.select_related("edition").get(pk=listing.pk)
+
+
+def manual_row(listing: Listing) -> Verdict:
+    return Verdict.objects.get(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN)
+
+
+def ranked(listing: Listing) -> Listing:
+    return annotate_ranking(Listing.objects.filter(pk=listing.pk)).get()
+
+
+@pytest.fixture
+def relabelled_game():
+    """A game with a 3D render the model calls so, labelled clean by staff for an earlier image."""
+    _game, (edition,) = make_game("Changed Image Game")
+    version = heads_version()
+    listing = make_listing(edition)
+    predict(listing, version, "3d_render", confidence=0.8)
+    set_labels(listing, ["clean"])
+    return {"listing": give_new_image(listing), "version": version, "edition": edition}
+
+
+def test_staff_rows_record_the_cover_they_were_given_for():
+    _game, (edition,) = make_game()
+    listing, other = make_listing(edition), make_listing(edition)
+    label = set_labels(listing, ["clean"])
+    review = record_review(listing, "margins", confirmed=False)
+    pin_cover(other)
+    assert label.cover_id == review.cover_id == listing.cover_id
+    pins = dict(Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_PIN).values_list("listing_id", "cover_id"))
+    assert pins == {listing.pk: listing.cover_id, other.pk: other.cover_id}
+
+
+def test_label_of_an_earlier_image_is_not_trained_on(relabelled_game):
+    listing = relabelled_game["listing"]
+    assert listing.pk not in {row.listing_id for row in training_rows()}
+
+    set_labels(listing, ["clean"])
+
+    assert manual_row(listing).cover_id == listing.cover_id
+    assert [row.labels for row in training_rows() if row.listing_id == listing.pk] == [["clean"]]
+
+
+def test_ranking_reads_the_classifier_until_the_new_image_is_labelled(relabelled_game):
+    listing = relabelled_game["listing"]
+    before = ranked(listing)
+    assert (before.manual_verdict, before.effective_verdict) == (None, "3d_render")
+
+    set_labels(listing, ["clean"])
+
+    after = ranked(listing)
+    assert (after.manual_source, after.effective_verdict) == (Verdict.SOURCE_MANUAL_TRAIN, "clean")
+
+
+def test_pin_still_wins_after_the_image_changes():
+    _game, (edition,) = make_game()
+    pinned, other = make_listing(edition), make_listing(edition)
+    pin_cover(pinned)
+    pinned = give_new_image(pinned)
+    assert ranked(pinned).is_pinned
+    assert ranked(pinned).tier < ranked(other).tier
+
+
+def test_queue_asks_for_the_new_image_first_until_it_is_labelled(relabelled_game):
+    listing, version, edition = relabelled_game["listing"], relabelled_game["version"], relabelled_game["edition"]
+    unsure = make_listing(edition)
+    predict(unsure, version, "unknown", confidence=0.1)
+
+    queue = build_queue()
+    assert [(item.listing_id, item.tier) for item in queue][:2] == [(listing.pk, TIER_EARLIER_IMAGE), (unsure.pk, "A")]
+
+    set_labels(listing, ["3d_render"])
+
+    assert [item.listing_id for item in build_queue()] == [unsure.pk]
+
+
+def test_review_of_an_earlier_image_is_queued_once_and_leaves_with_a_label():
+    _game, (edition,) = make_game()
+    version = heads_version()
+    listing = make_listing(edition)
+    predict(listing, version, "unknown", confidence=0.2)
+    record_review(listing, "margins", confirmed=True)
+    listing = give_new_image(listing)
+
+    queue = build_queue()
+    assert [(item.listing_id, item.tier) for item in queue] == [(listing.pk, TIER_EARLIER_IMAGE)]
+
+    set_labels(listing, ["clean"])
+    assert build_queue() == []
+
+
+def test_labelling_page_says_the_labels_describe_an_earlier_image(staff_client, relabelled_game):
+    listing = relabelled_game["listing"]
+    page = staff_client.get("/admin/label/covers/").content.decode()
+    assert 'id="earlier-image-labels"' in page
+    assert "earlier image 1" in page
+
+    staff_client.post("/admin/label/covers/save/", {"listing": listing.pk, "labels": ["3d_render"]})
+
+    page = staff_client.get(f"/admin/label/covers/?listing={listing.pk}").content.decode()
+    assert 'id="earlier-image-labels"' not in page
+    assert "Current manual labels: 3d_render" in page
+
+
+def test_undo_gives_the_labels_back_to_the_earlier_image(staff_client, staff_user, relabelled_game):
+    listing = relabelled_game["listing"]
+    earlier_cover = manual_row(listing).cover_id
+    session = staff_client.session
+    labelling.save_labels(session, listing, ["clean"], staff_user)
+    assert manual_row(listing).cover_id == listing.cover_id
+
+    labelling.undo_last(session, staff_user)
+
+    assert (manual_row(listing).labels, manual_row(listing).cover_id) == (["clean"], earlier_cover)
+    assert listing.pk not in {row.listing_id for row in training_rows()}
+
+
+# The import ---------------------------------------------------------------------------
+
+
+def write_cover(path, colour):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 420), colour).save(buffer, "JPEG")
+    path.write_bytes(buffer.getvalue())
+
+
+def write_catalogue(folder, image: str, labels: str):
+    (folder / "feeds").mkdir(parents=True, exist_ok=True)
+    (folder / "feeds" / "alpha.csv").write_text(
+        "id;name;system;price;currency;image\n"
+        f"1;Alpha Game;PS4;10,00;EUR;{image}\n"
+        "2;Beta Game;PS4;12,00;EUR;images/b.jpg\n",
+        encoding="utf-8",
+    )
+    (folder / "labels.jsonl").write_text(labels, encoding="utf-8")
+
+
+LABELS = (
+    '{"shop": "alpha", "product_id": "1", "labels": ["clean"], "source": "manual-train"}\n'
+    '{"shop": "alpha", "product_id": "2", "labels": ["margins"], "source": "manual-train"}\n'
+)
+
+
+def test_import_counts_labels_of_an_earlier_image_and_does_not_renew_them(tmp_path):
+    write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
+    write_cover(tmp_path / "images" / "a2.jpg", (30, 30, 200))
+    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
+    write_catalogue(tmp_path, "images/a.jpg", LABELS)
+    import_catalogue(tmp_path, warn=lambda message: None)
+    changed = Listing.objects.get(product_id="1")
+    earlier_cover = changed.cover_id
+
+    write_catalogue(tmp_path, "images/a2.jpg", LABELS)
+    summary = import_catalogue(tmp_path, warn=lambda message: None)
+
+    changed.refresh_from_db()
+    assert changed.cover_id != earlier_cover
+    assert summary.labels_for_earlier_image == 1
+    assert "first in the labelling queue: 1" in "\n".join(summary.lines())
+    # The label file repeats the old label; that does not make it a label of the new image.
+    assert (manual_row(changed).labels, manual_row(changed).cover_id) == (["clean"], earlier_cover)
+    assert [row.listing_id for row in training_rows()] == [Listing.objects.get(product_id="2").pk]
+
+
+def test_import_warns_about_a_pinned_listing_whose_image_changed(tmp_path):
+    write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
+    write_cover(tmp_path / "images" / "a2.jpg", (30, 30, 200))
+    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
+    write_catalogue(tmp_path, "images/a.jpg", "")
+    import_catalogue(tmp_path, warn=lambda message: None)
+    pin_cover(Listing.objects.select_related("edition").get(product_id="1"))
+
+    write_catalogue(tmp_path, "images/a2.jpg", "")
+    summary = import_catalogue(tmp_path, warn=lambda message: None)
+
+    assert (summary.labels_for_earlier_image, summary.pins_for_earlier_image) == (0, 1)
+    assert any(line.startswith("Pinned listings whose image changed: 1.") for line in summary.lines())
