@@ -41,7 +41,7 @@ def ranked(listing: Listing) -> Listing:
 
 @pytest.fixture
 def relabelled_game():
-    """A game with a 3D render the model calls so, labelled clean by staff for an earlier image."""
+    """Return a listing that the model calls a 3D render and staff labelled clean for its earlier image."""
     _game, (edition,) = make_game("Changed Image Game")
     version = heads_version()
     listing = make_listing(edition)
@@ -50,7 +50,7 @@ def relabelled_game():
     return {"listing": give_new_image(listing), "version": version, "edition": edition}
 
 
-def test_staff_rows_record_the_cover_they_were_given_for():
+def test_staff_rows_record_their_cover():
     _game, (edition,) = make_game()
     listing, other = make_listing(edition), make_listing(edition)
     label = set_labels(listing, ["clean"])
@@ -61,7 +61,7 @@ def test_staff_rows_record_the_cover_they_were_given_for():
     assert pins == {listing.pk: listing.cover_id, other.pk: other.cover_id}
 
 
-def test_label_of_an_earlier_image_is_not_trained_on(relabelled_game):
+def test_earlier_image_label_not_trained(relabelled_game):
     listing = relabelled_game["listing"]
     assert listing.pk not in {row.listing_id for row in training_rows()}
 
@@ -71,7 +71,7 @@ def test_label_of_an_earlier_image_is_not_trained_on(relabelled_game):
     assert [row.labels for row in training_rows() if row.listing_id == listing.pk] == [["clean"]]
 
 
-def test_ranking_reads_the_classifier_until_the_new_image_is_labelled(relabelled_game):
+def test_ranking_uses_classifier_until_relabelled(relabelled_game):
     listing = relabelled_game["listing"]
     before = ranked(listing)
     assert (before.manual_verdict, before.effective_verdict) == (None, "3d_render")
@@ -82,7 +82,7 @@ def test_ranking_reads_the_classifier_until_the_new_image_is_labelled(relabelled
     assert (after.manual_source, after.effective_verdict) == (Verdict.SOURCE_MANUAL_TRAIN, "clean")
 
 
-def test_pin_still_wins_after_the_image_changes():
+def test_pin_wins_after_image_change():
     _game, (edition,) = make_game()
     pinned, other = make_listing(edition), make_listing(edition)
     pin_cover(pinned)
@@ -91,7 +91,7 @@ def test_pin_still_wins_after_the_image_changes():
     assert ranked(pinned).tier < ranked(other).tier
 
 
-def test_queue_asks_for_the_new_image_first_until_it_is_labelled(relabelled_game):
+def test_queue_serves_earlier_image_first(relabelled_game):
     listing, version, edition = relabelled_game["listing"], relabelled_game["version"], relabelled_game["edition"]
     unsure = make_listing(edition)
     predict(unsure, version, "unknown", confidence=0.1)
@@ -104,7 +104,7 @@ def test_queue_asks_for_the_new_image_first_until_it_is_labelled(relabelled_game
     assert [item.listing_id for item in build_queue()] == [unsure.pk]
 
 
-def test_review_of_an_earlier_image_is_queued_once_and_leaves_with_a_label():
+def test_earlier_image_review_queued_once():
     _game, (edition,) = make_game()
     version = heads_version()
     listing = make_listing(edition)
@@ -119,7 +119,7 @@ def test_review_of_an_earlier_image_is_queued_once_and_leaves_with_a_label():
     assert build_queue() == []
 
 
-def test_labelling_page_says_the_labels_describe_an_earlier_image(staff_client, relabelled_game):
+def test_label_page_flags_earlier_image(staff_client, relabelled_game):
     listing = relabelled_game["listing"]
     page = staff_client.get("/admin/label/covers/").content.decode()
     assert 'id="earlier-image-labels"' in page
@@ -132,7 +132,7 @@ def test_labelling_page_says_the_labels_describe_an_earlier_image(staff_client, 
     assert "Current manual labels: 3d_render" in page
 
 
-def test_undo_gives_the_labels_back_to_the_earlier_image(staff_client, staff_user, relabelled_game):
+def test_undo_restores_earlier_image(staff_client, staff_user, relabelled_game):
     listing = relabelled_game["listing"]
     earlier_cover = manual_row(listing).cover_id
     session = staff_client.session
@@ -172,7 +172,7 @@ LABELS = (
 )
 
 
-def test_import_counts_labels_of_an_earlier_image_and_does_not_renew_them(tmp_path):
+def test_import_counts_earlier_image_labels(tmp_path):
     write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
     write_cover(tmp_path / "images" / "a2.jpg", (30, 30, 200))
     write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
@@ -188,12 +188,12 @@ def test_import_counts_labels_of_an_earlier_image_and_does_not_renew_them(tmp_pa
     assert changed.cover_id != earlier_cover
     assert summary.labels_for_earlier_image == 1
     assert "first in the labelling queue: 1" in "\n".join(summary.lines())
-    # The label file repeats the old label; that does not make it a label of the new image.
+    # The label file repeats the old label, which does not make it a label of the new image.
     assert (manual_row(changed).labels, manual_row(changed).cover_id) == (["clean"], earlier_cover)
     assert [row.listing_id for row in training_rows()] == [Listing.objects.get(product_id="2").pk]
 
 
-def test_import_warns_about_a_pinned_listing_whose_image_changed(tmp_path):
+def test_import_reports_changed_pinned_image(tmp_path):
     write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
     write_cover(tmp_path / "images" / "a2.jpg", (30, 30, 200))
     write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
@@ -206,3 +206,23 @@ def test_import_warns_about_a_pinned_listing_whose_image_changed(tmp_path):
 
     assert (summary.labels_for_earlier_image, summary.pins_for_earlier_image) == (0, 1)
     assert any(line.startswith("Pinned listings whose image changed: 1.") for line in summary.lines())
+
+
+def test_migration_fills_staff_row_covers():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("coverpick.catalogue.migrations.0005_verdict_cover")
+    _game, (edition,) = make_game()
+    labelled, reviewed = make_listing(edition), make_listing(edition)
+    set_labels(labelled, ["clean"])
+    record_review(reviewed, "margins", confirmed=True)
+    predict(labelled, heads_version(), "clean")
+    Verdict.objects.update(cover=None)
+
+    migration.fill_covers(apps, None)
+
+    covers = dict(Verdict.objects.exclude(source=Verdict.SOURCE_CLASSIFIER).values_list("listing_id", "cover_id"))
+    assert covers == {labelled.pk: labelled.cover_id, reviewed.pk: reviewed.cover_id}
+    assert Verdict.objects.get(source=Verdict.SOURCE_CLASSIFIER).cover_id is None

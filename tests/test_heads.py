@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
-from coverpick.model.heads import MLP, CheckpointMismatch, HeadSet, check_meta, decide
+from coverpick.model.heads import DECLARED_FAMILY_SHOWN, MLP, CheckpointMismatch, HeadSet, check_meta, decide, rule_out_wrong_console
 from coverpick.model.inputs import (
     BORDER_COLUMNS,
     LAYOUT_VERSION,
@@ -32,6 +32,29 @@ def one_hot_probs(index: int, size: int, peak: float) -> np.ndarray:
     row = np.full(size, (1.0 - peak) / (size - 1), dtype=np.float32)
     row[index] = peak
     return row
+
+
+def test_wrong_console_is_ruled_out_where_the_platform_output_names_the_declared_family():
+    wrong_console, clean = LABEL_CLASSES.index("wrong_console"), LABEL_CLASSES.index("clean")
+    quality = np.tile(one_hot_probs(wrong_console, len(LABEL_CLASSES), 0.6), (4, 1))
+    sony, pc = PLATFORM_FAMILIES.index("sony"), PLATFORM_FAMILIES.index("pc")
+    platform = np.stack(
+        [
+            one_hot_probs(sony, len(PLATFORM_FAMILIES), DECLARED_FAMILY_SHOWN),  # declared sony, shown sony
+            one_hot_probs(pc, len(PLATFORM_FAMILIES), 0.9),  # declared sony, shown pc
+            one_hot_probs(sony, len(PLATFORM_FAMILIES), DECLARED_FAMILY_SHOWN - 0.05),  # declared sony, unsure
+            one_hot_probs(sony, len(PLATFORM_FAMILIES), 0.9),  # declared other
+        ]
+    )
+
+    result = rule_out_wrong_console(quality, platform, ["sony", "sony", "sony", "other"])
+
+    assert result[0, wrong_console] == 0.0
+    assert result[0].sum() == pytest.approx(1.0)
+    # The other classes keep their proportions.
+    assert result[0, clean] == pytest.approx(quality[0, clean] / (1.0 - quality[0, wrong_console]))
+    np.testing.assert_array_equal(result[1:], quality[1:])
+    assert [p.quality for p in decide(result, platform, 0.35, 0.7)][1:] == ["wrong_console"] * 3
 
 
 @pytest.mark.parametrize("index", range(len(LABEL_CLASSES)))

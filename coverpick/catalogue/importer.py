@@ -65,8 +65,8 @@ class ImportSummary:
     # Stored listings whose cover or edition changed, so their classifier verdicts were removed
     # and the next sweep predicts them again.
     listings_to_predict_again: int = 0
-    # Listings whose new image leaves staff labels or reviews describing the earlier
-    # one; the labelling queue asks for them first. And pinned listings whose image changed.
+    # Listings whose staff labels or reviews describe the image before this import's
+    # change (the labelling queue serves them first), and pinned listings whose image changed.
     labels_for_earlier_image: int = 0
     pins_for_earlier_image: int = 0
     labels_imported: int = 0
@@ -372,8 +372,8 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     if replaced:
         # The classifier's rows describe the old image or edition. Without
         # them the listing is pending, so the next sweep (or tick) predicts it
-        # again. Staff rows stay; after an image change they describe the
-        # earlier image (Verdict.cover), which training and the ranking skip.
+        # again. Staff rows stay. After an image change they describe the
+        # earlier image (Verdict.cover), so training and the ranking skip them.
         Verdict.objects.filter(listing_id=previous.pk, source=Verdict.SOURCE_CLASSIFIER).delete()
         summary.listings_to_predict_again += 1
         if image_changed and old_cover_id is not None:

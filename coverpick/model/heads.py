@@ -83,6 +83,34 @@ ARRAY_NAMES = ("mean", "std", "w1", "b1", "w2", "b2")
 SIMILARITY_ARRAYS = ("mean", "components", "scale", "bands_mean")
 
 
+# wrong_console means that the cover shows another platform family than its
+# listing declares. Where the platform output gives the declared family at
+# least this probability (the default floor for a platform verdict), the
+# quality output cannot be wrong_console.
+DECLARED_FAMILY_SHOWN = 0.7
+
+
+def rule_out_wrong_console(quality: np.ndarray, platform: np.ndarray, families: list[str]) -> np.ndarray:
+    """Remove wrong_console from ``quality`` on rows whose platform output names their declared family.
+
+    The other classes of those rows are rescaled to sum to 1. Rows that declare
+    a family outside the platform head (``other``) are left alone. Without this
+    rule, a clean cover of a game sold with the same art on several platforms
+    was called wrong_console when its siblings of the other platforms were.
+    """
+    agrees = np.zeros(len(families), dtype=bool)
+    for row, family in enumerate(families):
+        if family in PLATFORM_FAMILIES:
+            agrees[row] = platform[row, PLATFORM_FAMILIES.index(family)] >= DECLARED_FAMILY_SHOWN
+    if not agrees.any():
+        return quality
+    result = np.array(quality, dtype=np.float32, copy=True)
+    result[agrees, LABEL_CLASSES.index("wrong_console")] = 0.0
+    totals = result[agrees].sum(axis=1, keepdims=True)
+    result[agrees] = result[agrees] / np.maximum(totals, 1e-12)
+    return result
+
+
 @dataclass
 class HeadSet:
     """The quality and platform heads, their text heads, the second stage of each, and the space the quality stage compares covers in.
@@ -122,6 +150,8 @@ class HeadSet:
             editions = self._edition_platform(features, edition_ids, rows, platform_raw, text_platform)
             platform = self.platform_stage2.probabilities(platform_stage2_inputs(platform_raw, phase1[rows], text_platform, *editions))
         if self.stage2 is None:
+            # fit_heads reads this path for the second stage's training inputs,
+            # which must stay the first stage's own outputs.
             return quality_raw, platform
         comparisons = comparison_features(features, game_ids, edition_ids, self.similarity, stats)[rows]
         x_stage2 = stage2_inputs(
@@ -135,7 +165,7 @@ class HeadSet:
             self.text_quality.probabilities(text, calibrated=False),
             title_match(features, titles, game_ids)[rows],
         )
-        return self.stage2.probabilities(x_stage2), platform
+        return rule_out_wrong_console(self.stage2.probabilities(x_stage2), platform, picked_families), platform
 
     def _edition_platform(self, features, edition_ids, rows, platform_raw, text_platform) -> tuple:
         """Return the edition inputs of the platform second stage for ``rows``, given their own first-stage outputs.
