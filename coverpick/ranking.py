@@ -61,7 +61,7 @@ GROUP_PINNED, GROUP_CLEAN_LEANING, GROUP_OTHER, GROUP_UNUSABLE = -1, 0, 1, 2
 def _manual_verdicts():
     """Manual rows that count as verdicts: labels, confirmed reviews and pins' clean rows.
 
-    A row written for an earlier image of the listing does not count; the
+    A row written for an earlier image of the listing does not count, so the
     classifier's verdict on the current image decides until someone labels it.
     The tier of a pinned listing comes from the pin itself.
     """

@@ -34,7 +34,7 @@ def one_hot_probs(index: int, size: int, peak: float) -> np.ndarray:
     return row
 
 
-def test_wrong_console_is_ruled_out_where_the_platform_output_names_the_declared_family():
+def test_declared_family_shown_rules_out_wrong_console():
     wrong_console, clean = LABEL_CLASSES.index("wrong_console"), LABEL_CLASSES.index("clean")
     quality = np.tile(one_hot_probs(wrong_console, len(LABEL_CLASSES), 0.6), (4, 1))
     sony, pc = PLATFORM_FAMILIES.index("sony"), PLATFORM_FAMILIES.index("pc")

@@ -118,7 +118,7 @@ def test_reimport_updates_without_duplicates(tmp_path):
     assert Shop.objects.count() == 1
 
 
-def test_unchanged_reimport_keeps_the_catalogue_generation(tmp_path):
+def test_unchanged_reimport_keeps_generation(tmp_path):
     write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;PS4;12,00;EUR;"])
     run_import(tmp_path)
     before = generation.current_generation()

@@ -223,8 +223,8 @@ class Verdict(models.Model):
 def for_earlier_image() -> Q:
     """Filter for Verdict rows written for a cover that their listing no longer shows.
 
-    Such a staff row describes an earlier image: training and the ranking
-    leave it out, and the labelling queue asks for the listing first.
+    Such a staff row describes an earlier image, so training and the ranking
+    leave it out and the labelling queue serves the listing first.
     """
     return Q(cover__isnull=False) & (Q(listing__cover__isnull=True) | ~Q(cover=F("listing__cover")))
 

@@ -104,8 +104,8 @@ def save_labels(session, listing: Listing, labels: Iterable[str], user) -> list[
     set_labels(listing, checked, user, note="labelling page")
     entry = {"listing": listing.pk, "previous": previous, "saved": checked}
     if row is not None:
-        # Undo restores the cover the replaced labels were given for, so labels
-        # of an earlier image go back to being that.
+        # Undo restores the cover that the replaced labels were given for, so
+        # labels of an earlier image describe that image again.
         entry["previous_cover"] = row.cover_id
     _push_undo(session, [entry])
     logger.info("Labelled cover: listing=%s labels=%s by=%s", listing.pk, ",".join(checked), user.username)

@@ -225,7 +225,7 @@ def build_queue(
 
     # A missing confidence sorts first, because nothing is known about that verdict.
     items.sort(key=lambda item: (TIER_ORDER.index(item.tier), item.confidence or 0.0, item.listing_id))
-    # A listing can qualify for several tiers; it is served once, in the first.
+    # A listing can qualify for several tiers, and it is served once, in the first.
     served: set[int] = set()
     unique = []
     for item in items:
