@@ -21,7 +21,9 @@ def verdict_records() -> Iterator[dict]:
         for listing_id, labels in Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", "labels")
     }
     earlier = set(
-        Verdict.objects.filter(for_earlier_image(), source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", flat=True)
+        Verdict.objects.filter(
+            for_earlier_image(), source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW)
+        ).values_list("listing_id", flat=True)
     )
     listings = annotate_ranking(Listing.objects.select_related("shop", "edition__game", "cover"))
     for listing in listings.iterator(chunk_size=1000):
@@ -42,8 +44,8 @@ def verdict_records() -> Iterator[dict]:
             "tier": listing.tier,
             "effective_verdict": listing.effective_verdict,
             "manual_labels": manual.get(listing.pk),
-            # True when those labels were given for an earlier image of the listing.
-            "manual_labels_for_earlier_image": listing.pk in earlier,
+            # True when the listing's staff labels or reviews were given for an earlier image of it.
+            "staff_labels_for_earlier_image": listing.pk in earlier,
             "error": error,
         }
 

@@ -2,7 +2,7 @@
 
 A re-import can give a listing a new image. Labels, reviews and pins written
 for the old image stay stored, but they describe that image: training and the
-ranking leave them out, the labelling queue asks for the listing first, and
+ranking leave them out, the labelling queue serves the listing first, and
 the import summary counts them.
 """
 
@@ -145,6 +145,35 @@ def test_undo_restores_earlier_image(staff_client, staff_user, relabelled_game):
     assert listing.pk not in {row.listing_id for row in training_rows()}
 
 
+def test_label_page_shows_earlier_image_reviews(staff_client):
+    _game, (edition,) = make_game()
+    listing = make_listing(edition)
+    predict(listing, heads_version(), "unknown", confidence=0.2)
+    record_review(listing, "margins", confirmed=False)
+    give_new_image(listing)
+
+    page = staff_client.get("/admin/label/covers/").content.decode()
+
+    assert 'id="earlier-image-reviews"' in page
+    assert "margins rejected" in page
+    assert 'id="earlier-image-labels"' not in page
+
+
+def test_export_flags_earlier_image_reviews():
+    from coverpick.exports import verdict_records
+
+    _game, (edition,) = make_game()
+    reviewed, labelled = make_listing(edition), make_listing(edition)
+    record_review(reviewed, "margins", confirmed=True)
+    set_labels(labelled, ["clean"])
+    give_new_image(reviewed)
+
+    flags = {record["product_id"]: record["staff_labels_for_earlier_image"] for record in verdict_records()}
+
+    assert flags[reviewed.product_id] is True
+    assert flags[labelled.product_id] is False
+
+
 # The import ---------------------------------------------------------------------------
 
 
@@ -187,10 +216,63 @@ def test_import_counts_earlier_image_labels(tmp_path):
     changed.refresh_from_db()
     assert changed.cover_id != earlier_cover
     assert summary.labels_for_earlier_image == 1
-    assert "first in the labelling queue: 1" in "\n".join(summary.lines())
+    assert "(first in the labelling queue): 1" in "\n".join(summary.lines())
     # The label file repeats the old label, which does not make it a label of the new image.
     assert (manual_row(changed).labels, manual_row(changed).cover_id) == (["clean"], earlier_cover)
     assert [row.listing_id for row in training_rows()] == [Listing.objects.get(product_id="2").pk]
+
+
+def test_import_counts_after_the_label_file(tmp_path):
+    for name, colour in (("a", (200, 30, 30)), ("a2", (30, 30, 200)), ("b", (30, 200, 30)), ("b2", (90, 90, 90))):
+        write_cover(tmp_path / "images" / f"{name}.jpg", colour)
+    write_catalogue(tmp_path, "images/a.jpg", LABELS)
+    import_catalogue(tmp_path, warn=lambda message: None)
+    feed = (tmp_path / "feeds" / "alpha.csv").read_text(encoding="utf-8")
+
+    # Both images change, and the label file gives listing 2 a new label.
+    (tmp_path / "feeds" / "alpha.csv").write_text(
+        feed.replace("images/a.jpg", "images/a2.jpg").replace("images/b.jpg", "images/b2.jpg"), encoding="utf-8"
+    )
+    (tmp_path / "labels.jsonl").write_text(LABELS.replace('["margins"]', '["bad_background"]'), encoding="utf-8")
+    summary = import_catalogue(tmp_path, warn=lambda message: None)
+
+    assert summary.listings_to_predict_again == 2
+    assert summary.labels_for_earlier_image == 1
+    relabelled = Listing.objects.get(product_id="2")
+    assert manual_row(relabelled).cover_id == relabelled.cover_id
+
+
+def test_truncated_image_keeps_stored_cover(tmp_path):
+    write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
+    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
+    whole = io.BytesIO()
+    Image.effect_noise((300, 420), 60).convert("RGB").save(whole, "JPEG")
+    (tmp_path / "images" / "cut.jpg").write_bytes(whole.getvalue()[:2000])
+    write_catalogue(tmp_path, "images/a.jpg", LABELS)
+    import_catalogue(tmp_path, warn=lambda message: None)
+    listing = Listing.objects.get(product_id="1")
+    stored_cover = listing.cover_id
+
+    write_catalogue(tmp_path, "images/cut.jpg", LABELS)
+    summary = import_catalogue(tmp_path, warn=lambda message: None)
+
+    listing.refresh_from_db()
+    assert listing.cover_id == stored_cover
+    assert (summary.listings_to_predict_again, summary.labels_for_earlier_image) == (0, 0)
+    (kept,) = summary.covers_kept
+    assert "truncated" in kept.reason
+    assert CoverImage.objects.get(path__contains=".jpg", decode_error__isnull=False).decode_error == kept.reason.split(": ", 1)[1]
+
+
+def test_summary_groups_image_problems(tmp_path):
+    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
+    write_catalogue(tmp_path, "images/missing.jpg", "")
+
+    lines = import_catalogue(tmp_path, warn=lambda message: None).lines()
+
+    count = next(index for index, line in enumerate(lines) if line.startswith("Cover images newly stored"))
+    assert lines[count].endswith("listings without a usable image: 1")
+    assert lines[count + 1].startswith("  shop alpha, product id '1':")
 
 
 def test_import_reports_changed_pinned_image(tmp_path):
@@ -205,7 +287,7 @@ def test_import_reports_changed_pinned_image(tmp_path):
     summary = import_catalogue(tmp_path, warn=lambda message: None)
 
     assert (summary.labels_for_earlier_image, summary.pins_for_earlier_image) == (0, 1)
-    assert any(line.startswith("Pinned listings whose image changed: 1.") for line in summary.lines())
+    assert any(line.startswith("Pinned listings whose image changed in this import: 1.") for line in summary.lines())
 
 
 def test_migration_fills_staff_row_covers():

@@ -22,14 +22,16 @@ from django.utils import timezone
 from coverpick import conf
 from coverpick.catalogue.feeds import FEED_EXTENSIONS, FeedFormatError, FeedProblem, FeedRow, iter_feed_files, read_feed
 from coverpick.catalogue.manual import IMPORT_NOTE, pin_changed_by_staff, pin_cover, record_review, set_labels
-from coverpick.catalogue.models import Edition, Game, Listing, Shop, Verdict
+from coverpick.catalogue.models import Edition, Game, Listing, Shop, Verdict, for_earlier_image
 from coverpick.catalogue.normalise import game_key, is_iso_currency, platform_family
 from coverpick.covers.fetch import FetchError, fetch_image
-from coverpick.covers.store import CoverSourceError, load_reference, store_image_created
+from coverpick.covers.store import CoverSourceError, check_pixels, load_reference, store_image_created
 from coverpick.labels import LabelError, validate_label_set
 
 # Listings marked out of stock per UPDATE, under SQLite's limit on query parameters.
 WITHDRAW_BATCH = 500
+# Listing ids per query when counting staff rows of changed images.
+ID_BATCH = 500
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +67,12 @@ class ImportSummary:
     # Stored listings whose cover or edition changed, so their classifier verdicts were removed
     # and the next sweep predicts them again.
     listings_to_predict_again: int = 0
-    # Listings whose staff labels or reviews describe the image before this import's
-    # change (the labelling queue serves them first), and pinned listings whose image changed.
+    # Of the listings whose image this import changed: those whose staff labels or
+    # reviews still describe the earlier image once the label file is read (the
+    # labelling queue serves them first), and those with a pin made for it.
     labels_for_earlier_image: int = 0
     pins_for_earlier_image: int = 0
+    changed_image_ids: set[int] = field(default_factory=set, repr=False)
     labels_imported: int = 0
     # Label rows not applied because a staff member changed that label, review or pin after the import last wrote it.
     labels_kept: int = 0
@@ -88,17 +92,19 @@ class ImportSummary:
             f"Listings created: {self.listings_created}, updated: {self.listings_updated}, "
             f"unchanged: {self.listings_unchanged}",
             f"Cover images newly stored: {self.images_stored}, listings without a usable image: {self.image_errors}",
+        ]
+        lines.extend(_problem_lines(self.image_problems))
+        lines += [
             f"Listings no longer in their shop's feed, marked out of stock: {self.listings_withdrawn}",
             f"Listings whose image or edition changed, to be predicted again by the next sweep: {self.listings_to_predict_again}",
-            f"Listings whose staff labels describe their earlier image, first in the labelling queue: "
-            f"{self.labels_for_earlier_image}",
+            f"Listings whose image changed in this import and whose staff labels describe the earlier image "
+            f"(first in the labelling queue): {self.labels_for_earlier_image}",
         ]
         if self.pins_for_earlier_image:
             lines.append(
-                f"Pinned listings whose image changed: {self.pins_for_earlier_image}. Their pins still choose the "
-                "primary cover; check the new images on their game pages and pin again or unpin."
+                f"Pinned listings whose image changed in this import: {self.pins_for_earlier_image}. Their pins still "
+                "choose the primary cover. Check the new images on their game pages, then pin again or unpin."
             )
-        lines.extend(_problem_lines(self.image_problems))
         if self.covers_kept:
             kept_count = len(self.covers_kept)
             lines.append(
@@ -152,7 +158,27 @@ def import_catalogue(
     labels_path = catalogue_dir / "labels.jsonl"
     if with_labels and labels_path.is_file():
         import_labels(labels_path, summary, report)
+    _count_earlier_image_rows(summary)
     return summary
+
+
+def _count_earlier_image_rows(summary: ImportSummary) -> None:
+    """Count the changed-image listings whose staff rows still describe the earlier image.
+
+    Counted after the label file, because a changed label row there is written
+    for the new image.
+    """
+    ids = sorted(summary.changed_image_ids)
+    labelled: set[int] = set()
+    pinned: set[int] = set()
+    for start in range(0, len(ids), ID_BATCH):
+        rows = Verdict.objects.filter(for_earlier_image(), listing_id__in=ids[start : start + ID_BATCH])
+        labelled.update(
+            rows.filter(source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW)).values_list("listing_id", flat=True)
+        )
+        pinned.update(rows.filter(source=Verdict.SOURCE_MANUAL_PIN, quality="clean").values_list("listing_id", flat=True))
+    summary.labels_for_earlier_image = len(labelled)
+    summary.pins_for_earlier_image = len(pinned)
 
 
 def _feeds_folder(catalogue_dir: Path) -> Path:
@@ -260,7 +286,7 @@ def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, r
             shop = current
         except (ValueError, LabelError) as exc:
             summary.rows_refused += 1
-            report(f"{item.source_file} line {item.line}: {exc}; row skipped")
+            report(f"{item.source_file} line {item.line}: {_and_skipped(exc, 'row')}")
             continue
         if item.currency and not is_iso_currency(item.currency):
             seen = unknown_currencies.get(item.currency)
@@ -331,6 +357,10 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         if cover_error is not None and row.image_ref:
             kept_reason = cover_error
         elif not previous.cover.decode_error:
+            if cover is not None and cover.pk != previous.cover_id:
+                # The header check at storing misses a truncated pixel stream,
+                # so a new image that would replace a good cover is decoded whole.
+                check_pixels(cover)
             kept_reason = _decode_problem(cover, row)
     if kept_reason is not None:
         cover, validators = _keep_stored_cover(previous, row)
@@ -377,11 +407,7 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         Verdict.objects.filter(listing_id=previous.pk, source=Verdict.SOURCE_CLASSIFIER).delete()
         summary.listings_to_predict_again += 1
         if image_changed and old_cover_id is not None:
-            staff = Verdict.objects.filter(listing_id=previous.pk, cover_id=old_cover_id)
-            if staff.filter(source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW)).exists():
-                summary.labels_for_earlier_image += 1
-            if staff.filter(source=Verdict.SOURCE_MANUAL_PIN, quality="clean").exists():
-                summary.pins_for_earlier_image += 1
+            summary.changed_image_ids.add(previous.pk)
     image_problem = cover_error or _decode_problem(cover, row)
     if image_problem:
         summary.image_errors += 1
@@ -490,7 +516,7 @@ def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -
                 applied = _import_label_record(listing, record)
             except (ValueError, LabelError) as exc:
                 summary.label_lines_refused += 1
-                report(f"{where}: {exc}; line skipped")
+                report(f"{where}: {_and_skipped(exc, 'line')}")
                 continue
             if applied:
                 summary.labels_imported += 1
@@ -499,9 +525,18 @@ def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -
                 logger.info("%s: kept the newer staff %s of listing %s", where, record.get("source"), listing.pk)
 
 
+def _and_skipped(error: Exception, unit: str) -> str:
+    """Return the error's message followed by "<unit> skipped", joined to suit how the message ends."""
+    message = str(error).rstrip()
+    if message.endswith("."):
+        return f"{message} {unit.capitalize()} skipped."
+    return f"{message}; {unit} skipped"
+
+
 def _parse_label_line(line: str) -> object:
     try:
-        return json.loads(line)
+        # Without its line break, an error at the end of the line names a column of this line.
+        return json.loads(line.strip())
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
 

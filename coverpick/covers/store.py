@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from coverpick import conf
-from coverpick.covers.decode import ImageDecodeError, read_info
+from coverpick.covers.decode import ImageDecodeError, decode_image, read_info
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,24 @@ def store_image_created(data: bytes):
             "decode_error": error,
         },
     )
+
+
+def check_pixels(cover) -> str | None:
+    """Decode a stored cover's pixels; return why they cannot be decoded, or None.
+
+    Storing an image reads only its header, so a truncated pixel stream is
+    found here. The reason is saved in the row's ``decode_error``. JPEGs are
+    decoded at a reduced scale, which still reads the whole stream.
+    """
+    if cover.decode_error:
+        return cover.decode_error
+    try:
+        decode_image(read_bytes(cover.path), draft_size=(64, 64))
+    except ImageDecodeError as exc:
+        cover.decode_error = str(exc)
+        cover.save(update_fields=["decode_error"])
+        return cover.decode_error
+    return None
 
 
 def load_reference(image_ref: str, base_dir: Path) -> bytes:

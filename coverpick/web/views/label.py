@@ -47,7 +47,14 @@ def _item_context(listing: Listing, queue: list, session) -> dict:
         .order_by("edition__platform", "shop__preference", "pk")
     )
     existing = labelling.current_labels(listing)
-    earlier_image = Verdict.objects.filter(for_earlier_image(), listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).exists()
+    earlier_rows = Verdict.objects.filter(for_earlier_image(), listing=listing)
+    earlier_labels = earlier_rows.filter(source=Verdict.SOURCE_MANUAL_TRAIN).exists()
+    earlier_reviews = [
+        f"{predicted} {decision}"
+        for predicted, decision in earlier_rows.filter(source=Verdict.SOURCE_REVIEW)
+        .order_by("review_predicted")
+        .values_list("review_predicted", "review_verdict")
+    ]
     position = next((index for index, item in enumerate(queue) if item.listing_id == listing.pk), None)
     done = labelling.decisions_made(session)
     return {
@@ -57,7 +64,8 @@ def _item_context(listing: Listing, queue: list, session) -> dict:
         "verdict": verdict,
         "probabilities": top_probabilities(verdict.quality_probs if verdict else None, TOP_PROBABILITIES),
         "existing_labels": existing or [],
-        "labels_for_earlier_image": earlier_image,
+        "labels_for_earlier_image": earlier_labels,
+        "reviews_for_earlier_image": earlier_reviews,
         "queue_tier": queue[position].tier if position is not None else None,
         "tier_description": TIER_DESCRIPTIONS.get(queue[position].tier) if position is not None else "",
         "counter_n": done + 1,
