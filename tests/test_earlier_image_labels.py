@@ -264,6 +264,50 @@ def test_truncated_image_keeps_stored_cover(tmp_path):
     assert CoverImage.objects.get(path__contains=".jpg", decode_error__isnull=False).decode_error == kept.reason.split(": ", 1)[1]
 
 
+def test_missing_store_file_keeps_stored_cover(tmp_path):
+    from coverpick.covers.store import absolute_path
+
+    write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
+    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
+    write_catalogue(tmp_path, "images/a.jpg", LABELS)
+    import_catalogue(tmp_path, warn=lambda message: None)
+    listing = Listing.objects.get(product_id="1")
+    stored_cover = listing.cover_id
+    # Listing 1 is given listing 2's image, whose copy in the image store is gone.
+    absolute_path(Listing.objects.get(product_id="2").cover.path).unlink()
+
+    write_catalogue(tmp_path, "images/b.jpg", LABELS)
+    summary = import_catalogue(tmp_path, warn=lambda message: None)
+
+    listing.refresh_from_db()
+    assert listing.cover_id == stored_cover
+    (kept,) = summary.covers_kept
+    assert "cannot be read" in kept.reason
+    assert Listing.objects.get(product_id="2").cover.decode_error is None
+
+
+def test_removed_image_not_counted_for_relabelling(tmp_path):
+    write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
+    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
+    write_catalogue(tmp_path, "images/a.jpg", LABELS)
+    import_catalogue(tmp_path, warn=lambda message: None)
+
+    write_catalogue(tmp_path, "", LABELS)
+    summary = import_catalogue(tmp_path, warn=lambda message: None)
+
+    assert Listing.objects.get(product_id="1").cover is None
+    assert summary.labels_for_earlier_image == 0
+
+
+def test_queue_without_model_serves_earlier_images(relabelled_game):
+    relabelled_game["version"].is_active = False
+    relabelled_game["version"].save()
+
+    queue = build_queue()
+
+    assert [(item.listing_id, item.tier) for item in queue] == [(relabelled_game["listing"].pk, TIER_EARLIER_IMAGE)]
+
+
 def test_summary_groups_image_problems(tmp_path):
     write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
     write_catalogue(tmp_path, "images/missing.jpg", "")

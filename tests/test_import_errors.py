@@ -129,6 +129,16 @@ def test_unchanged_reimport_keeps_generation(tmp_path):
     assert generation.current_generation() == before
 
 
+def test_reimport_rounds_price_like_database(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,9999;EUR;"])
+    run_import(tmp_path)
+
+    summary, _warnings = run_import(tmp_path)
+
+    assert (summary.listings_updated, summary.listings_unchanged) == (0, 1)
+    assert str(Listing.objects.get(product_id="1").price) == "11.00"
+
+
 def test_reimport_writes_only_changed_rows(tmp_path):
     write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;PS4;12,00;EUR;"])
     run_import(tmp_path)
@@ -272,6 +282,16 @@ def test_label_line_cut_short_names_its_column(tmp_path):
     (warning,) = [message for message in warnings if "labels.jsonl" in message]
     assert "at column 57)" in warning
     assert warning.endswith("; line skipped")
+
+
+def test_indented_label_line_column(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    (tmp_path / "labels.jsonl").write_text('    {"shop": "alpha", oops}\n')
+
+    _summary, warnings = run_import(tmp_path)
+
+    (warning,) = [message for message in warnings if "labels.jsonl" in message]
+    assert "at column 23)" in warning
 
 
 def test_label_error_sentence_ends_once(tmp_path):

@@ -229,6 +229,27 @@ def for_earlier_image() -> Q:
     return Q(cover__isnull=False) & (Q(listing__cover__isnull=True) | ~Q(cover=F("listing__cover")))
 
 
+def listings_to_relabel(listing_ids=None):
+    """Return the ids of listings whose staff labels or reviews describe an earlier image, as a query.
+
+    Only listings with a usable cover count, and a listing drops out once it
+    has a manual-train label for the image it shows now. The labelling queue
+    serves these first. ``listing_ids`` narrows the query to those listings.
+    """
+    current_label = Verdict.objects.filter(
+        listing=models.OuterRef("listing_id"), source=Verdict.SOURCE_MANUAL_TRAIN, cover=models.OuterRef("listing__cover")
+    )
+    rows = Verdict.objects.filter(
+        for_earlier_image(),
+        source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW),
+        listing__cover__isnull=False,
+        listing__cover__decode_error__isnull=True,
+    ).exclude(models.Exists(current_label))
+    if listing_ids is not None:
+        rows = rows.filter(listing_id__in=list(listing_ids))
+    return rows.values_list("listing_id", flat=True).distinct()
+
+
 class AuditEvent(models.Model):
     """A staff action worth keeping: pins, unpins, labels and model activations."""
 

@@ -87,7 +87,7 @@ def store_image_created(data: bytes):
 
 
 def check_pixels(cover) -> str | None:
-    """Decode a stored cover's pixels; return why they cannot be decoded, or None.
+    """Decode a stored cover's pixels; return why they cannot be read or decoded, or None.
 
     Storing an image reads only its header, so a truncated pixel stream is
     found here. The reason is saved in the row's ``decode_error``. JPEGs are
@@ -96,7 +96,12 @@ def check_pixels(cover) -> str | None:
     if cover.decode_error:
         return cover.decode_error
     try:
-        decode_image(read_bytes(cover.path), draft_size=(64, 64))
+        data = read_bytes(cover.path)
+    except OSError as exc:
+        # Not saved: the file may come back, and the image itself may be fine.
+        return f"the image store's copy {cover.path} cannot be read ({exc.strerror or exc})"
+    try:
+        decode_image(data, draft_size=(64, 64))
     except ImageDecodeError as exc:
         cover.decode_error = str(exc)
         cover.save(update_fields=["decode_error"])

@@ -85,8 +85,9 @@ SIMILARITY_ARRAYS = ("mean", "components", "scale", "bands_mean")
 
 # wrong_console means that the cover shows another platform family than its
 # listing declares. Where the platform output gives the declared family at
-# least this probability (the default floor for a platform verdict), the
-# quality output cannot be wrong_console.
+# least this probability (the default platform threshold), the quality output
+# cannot be wrong_console.
+# NOTE: fixed. A platform threshold set by `coverpick calibrate` does not move it.
 DECLARED_FAMILY_SHOWN = 0.7
 
 

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from django.db.models import Exists, OuterRef
 
 from coverpick import conf
-from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict, for_earlier_image
+from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict, listings_to_relabel
 from coverpick.labels import LABEL_CLASSES, UNKNOWN
 
 logger = logging.getLogger(__name__)
@@ -165,22 +165,8 @@ def earlier_image_items(skipped: Collection[int] = ()) -> list[QueueItem]:
 
     A listing leaves this tier once it has a manual-train label for the image it shows now.
     """
-    current_label = Verdict.objects.filter(
-        listing=OuterRef("listing_id"), source=Verdict.SOURCE_MANUAL_TRAIN, cover=OuterRef("listing__cover")
-    )
-    listing_ids = (
-        Verdict.objects.filter(
-            for_earlier_image(),
-            source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW),
-            listing__cover__isnull=False,
-            listing__cover__decode_error__isnull=True,
-        )
-        .exclude(Exists(current_label))
-        .exclude(listing_id__in=list(skipped))
-        .values_list("listing_id", flat=True)
-        .distinct()
-    )
-    return [QueueItem(listing_id, TIER_EARLIER_IMAGE, "earlier image", None) for listing_id in sorted(set(listing_ids))]
+    listing_ids = set(listings_to_relabel()) - set(skipped)
+    return [QueueItem(listing_id, TIER_EARLIER_IMAGE, "earlier image", None) for listing_id in sorted(listing_ids)]
 
 
 def build_queue(
@@ -193,12 +179,13 @@ def build_queue(
     """Return the whole queue in serving order, leaving out the listing ids in ``skipped``.
 
     ``version`` defaults to the active heads version. With none active, the
-    queue is empty.
+    queue holds only the listings whose labels describe an earlier image.
     """
     if version is None:
         version = ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).first()
     if version is None:
-        return []
+        # Labels of an earlier image need no model verdict to be checked again.
+        return earlier_image_items(skipped)
     rare = rare_classes(manual_label_counts(), rare_limit)
     skipped = set(skipped)
     verdicts = unlabelled_active_verdicts(version, skipped)
