@@ -27,6 +27,7 @@ from coverpick.model.inputs import (
     comparison_features,
     edition_neighbours,
     edition_platform_columns,
+    family_onehot,
     game_prototypes,
     image_columns,
     platform_layout,
@@ -99,10 +100,9 @@ def rule_out_wrong_console(quality: np.ndarray, platform: np.ndarray, families: 
     rule, a clean cover of a game sold with the same art on several platforms
     was called wrong_console when its siblings of the other platforms were.
     """
-    agrees = np.zeros(len(families), dtype=bool)
-    for row, family in enumerate(families):
-        if family in PLATFORM_FAMILIES:
-            agrees[row] = platform[row, PLATFORM_FAMILIES.index(family)] >= DECLARED_FAMILY_SHOWN
+    # family_onehot gives ``other`` an all-zero row, so such rows never agree.
+    declared = (np.asarray(platform, dtype=np.float32) * family_onehot(families)).sum(axis=1)
+    agrees = declared >= DECLARED_FAMILY_SHOWN
     if not agrees.any():
         return quality
     result = np.array(quality, dtype=np.float32, copy=True)

@@ -87,8 +87,12 @@ def undo_depth(session) -> int:
 # Writes ------------------------------------------------------------------------
 
 
+def _manual_row(listing: Listing) -> Verdict | None:
+    return Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).only("labels", "cover_id").first()
+
+
 def current_labels(listing: Listing) -> list[str] | None:
-    row = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).only("labels").first()
+    row = _manual_row(listing)
     return list(row.labels) if row is not None else None
 
 
@@ -99,7 +103,7 @@ def save_labels(session, listing: Listing, labels: Iterable[str], user) -> list[
     nothing is written and the undo stack is unchanged.
     """
     checked = validate_label_set(labels)
-    row = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).only("labels", "cover_id").first()
+    row = _manual_row(listing)
     previous = list(row.labels) if row is not None else None
     set_labels(listing, checked, user, note="labelling page")
     entry = {"listing": listing.pk, "previous": previous, "saved": checked}
