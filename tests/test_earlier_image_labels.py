@@ -199,19 +199,28 @@ LABELS = (
     '{"shop": "alpha", "product_id": "1", "labels": ["clean"], "source": "manual-train"}\n'
     '{"shop": "alpha", "product_id": "2", "labels": ["margins"], "source": "manual-train"}\n'
 )
+COVERS = {"a": (200, 30, 30), "a2": (30, 30, 200), "b": (30, 200, 30), "b2": (90, 90, 90)}
+
+
+def quiet_import(folder):
+    return import_catalogue(folder, warn=lambda message: None)
+
+
+def first_import(folder, labels: str):
+    """Write the test covers and a feed whose listing 1 shows a.jpg and listing 2 b.jpg, then import them."""
+    for name, colour in COVERS.items():
+        write_cover(folder / "images" / f"{name}.jpg", colour)
+    write_catalogue(folder, "images/a.jpg", labels)
+    quiet_import(folder)
 
 
 def test_import_counts_earlier_image_labels(tmp_path):
-    write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
-    write_cover(tmp_path / "images" / "a2.jpg", (30, 30, 200))
-    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
-    write_catalogue(tmp_path, "images/a.jpg", LABELS)
-    import_catalogue(tmp_path, warn=lambda message: None)
+    first_import(tmp_path, LABELS)
     changed = Listing.objects.get(product_id="1")
     earlier_cover = changed.cover_id
 
     write_catalogue(tmp_path, "images/a2.jpg", LABELS)
-    summary = import_catalogue(tmp_path, warn=lambda message: None)
+    summary = quiet_import(tmp_path)
 
     changed.refresh_from_db()
     assert changed.cover_id != earlier_cover
@@ -223,10 +232,7 @@ def test_import_counts_earlier_image_labels(tmp_path):
 
 
 def test_import_counts_after_the_label_file(tmp_path):
-    for name, colour in (("a", (200, 30, 30)), ("a2", (30, 30, 200)), ("b", (30, 200, 30)), ("b2", (90, 90, 90))):
-        write_cover(tmp_path / "images" / f"{name}.jpg", colour)
-    write_catalogue(tmp_path, "images/a.jpg", LABELS)
-    import_catalogue(tmp_path, warn=lambda message: None)
+    first_import(tmp_path, LABELS)
     feed = (tmp_path / "feeds" / "alpha.csv").read_text(encoding="utf-8")
 
     # Both images change, and the label file gives listing 2 a new label.
@@ -234,7 +240,7 @@ def test_import_counts_after_the_label_file(tmp_path):
         feed.replace("images/a.jpg", "images/a2.jpg").replace("images/b.jpg", "images/b2.jpg"), encoding="utf-8"
     )
     (tmp_path / "labels.jsonl").write_text(LABELS.replace('["margins"]', '["bad_background"]'), encoding="utf-8")
-    summary = import_catalogue(tmp_path, warn=lambda message: None)
+    summary = quiet_import(tmp_path)
 
     assert summary.listings_to_predict_again == 2
     assert summary.labels_for_earlier_image == 1
@@ -243,18 +249,15 @@ def test_import_counts_after_the_label_file(tmp_path):
 
 
 def test_truncated_image_keeps_stored_cover(tmp_path):
-    write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
-    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
+    first_import(tmp_path, LABELS)
     whole = io.BytesIO()
     Image.effect_noise((300, 420), 60).convert("RGB").save(whole, "JPEG")
     (tmp_path / "images" / "cut.jpg").write_bytes(whole.getvalue()[:2000])
-    write_catalogue(tmp_path, "images/a.jpg", LABELS)
-    import_catalogue(tmp_path, warn=lambda message: None)
     listing = Listing.objects.get(product_id="1")
     stored_cover = listing.cover_id
 
     write_catalogue(tmp_path, "images/cut.jpg", LABELS)
-    summary = import_catalogue(tmp_path, warn=lambda message: None)
+    summary = quiet_import(tmp_path)
 
     listing.refresh_from_db()
     assert listing.cover_id == stored_cover
@@ -267,17 +270,14 @@ def test_truncated_image_keeps_stored_cover(tmp_path):
 def test_missing_store_file_keeps_stored_cover(tmp_path):
     from coverpick.covers.store import absolute_path
 
-    write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
-    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
-    write_catalogue(tmp_path, "images/a.jpg", LABELS)
-    import_catalogue(tmp_path, warn=lambda message: None)
+    first_import(tmp_path, LABELS)
     listing = Listing.objects.get(product_id="1")
     stored_cover = listing.cover_id
     # Listing 1 is given listing 2's image, whose copy in the image store is gone.
     absolute_path(Listing.objects.get(product_id="2").cover.path).unlink()
 
     write_catalogue(tmp_path, "images/b.jpg", LABELS)
-    summary = import_catalogue(tmp_path, warn=lambda message: None)
+    summary = quiet_import(tmp_path)
 
     listing.refresh_from_db()
     assert listing.cover_id == stored_cover
@@ -287,13 +287,10 @@ def test_missing_store_file_keeps_stored_cover(tmp_path):
 
 
 def test_removed_image_not_counted_for_relabelling(tmp_path):
-    write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
-    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
-    write_catalogue(tmp_path, "images/a.jpg", LABELS)
-    import_catalogue(tmp_path, warn=lambda message: None)
+    first_import(tmp_path, LABELS)
 
     write_catalogue(tmp_path, "", LABELS)
-    summary = import_catalogue(tmp_path, warn=lambda message: None)
+    summary = quiet_import(tmp_path)
 
     assert Listing.objects.get(product_id="1").cover is None
     assert summary.labels_for_earlier_image == 0
@@ -312,7 +309,7 @@ def test_summary_groups_image_problems(tmp_path):
     write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
     write_catalogue(tmp_path, "images/missing.jpg", "")
 
-    lines = import_catalogue(tmp_path, warn=lambda message: None).lines()
+    lines = quiet_import(tmp_path).lines()
 
     count = next(index for index, line in enumerate(lines) if line.startswith("Cover images newly stored"))
     assert lines[count].endswith("listings without a usable image: 1")
@@ -320,15 +317,11 @@ def test_summary_groups_image_problems(tmp_path):
 
 
 def test_import_reports_changed_pinned_image(tmp_path):
-    write_cover(tmp_path / "images" / "a.jpg", (200, 30, 30))
-    write_cover(tmp_path / "images" / "a2.jpg", (30, 30, 200))
-    write_cover(tmp_path / "images" / "b.jpg", (30, 200, 30))
-    write_catalogue(tmp_path, "images/a.jpg", "")
-    import_catalogue(tmp_path, warn=lambda message: None)
+    first_import(tmp_path, "")
     pin_cover(Listing.objects.select_related("edition").get(product_id="1"))
 
     write_catalogue(tmp_path, "images/a2.jpg", "")
-    summary = import_catalogue(tmp_path, warn=lambda message: None)
+    summary = quiet_import(tmp_path)
 
     assert (summary.labels_for_earlier_image, summary.pins_for_earlier_image) == (0, 1)
     assert any(line.startswith("Pinned listings whose image changed in this import: 1.") for line in summary.lines())

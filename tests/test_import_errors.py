@@ -273,36 +273,33 @@ def test_label_line_invalid_json(tmp_path):
     assert "column 2" in label_warnings[0]
 
 
-def test_label_line_cut_short_names_its_column(tmp_path):
-    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
-    (tmp_path / "labels.jsonl").write_text('{"shop": "alpha", "product_id": "1", "labels": ["clean"]\n')
-
-    _summary, warnings = run_import(tmp_path)
-
+def only_label_warning(catalogue, label_text: str) -> str:
+    """Import one listing with ``label_text`` as labels.jsonl, and return the one warning about that file."""
+    write_feed(catalogue, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    (catalogue / "labels.jsonl").write_text(label_text)
+    _summary, warnings = run_import(catalogue)
     (warning,) = [message for message in warnings if "labels.jsonl" in message]
+    return warning
+
+
+def test_cut_label_line_column(tmp_path):
+    warning = only_label_warning(tmp_path, '{"shop": "alpha", "product_id": "1", "labels": ["clean"]\n')
+
     assert "at column 57)" in warning
     assert warning.endswith("; line skipped")
 
 
 def test_indented_label_line_column(tmp_path):
-    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
-    (tmp_path / "labels.jsonl").write_text('    {"shop": "alpha", oops}\n')
+    warning = only_label_warning(tmp_path, '    {"shop": "alpha", oops}\n')
 
-    _summary, warnings = run_import(tmp_path)
-
-    (warning,) = [message for message in warnings if "labels.jsonl" in message]
     assert "at column 23)" in warning
 
 
 def test_label_error_sentence_ends_once(tmp_path):
-    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
-    (tmp_path / "labels.jsonl").write_text(
-        '{"shop": "alpha", "product_id": "1", "labels": ["clean", "wrong_game"], "source": "manual-train"}\n'
+    warning = only_label_warning(
+        tmp_path, '{"shop": "alpha", "product_id": "1", "labels": ["clean", "wrong_game"], "source": "manual-train"}\n'
     )
 
-    _summary, warnings = run_import(tmp_path)
-
-    (warning,) = [message for message in warnings if "labels.jsonl" in message]
     assert warning.endswith(". Line skipped.")
     assert ".;" not in warning
 

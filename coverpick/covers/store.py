@@ -87,7 +87,7 @@ def store_image_created(data: bytes):
 
 
 def check_pixels(cover) -> str | None:
-    """Decode a stored cover's pixels; return why they cannot be read or decoded, or None.
+    """Return why a stored cover's pixels cannot be read or decoded, or None when they decode.
 
     Storing an image reads only its header, so a truncated pixel stream is
     found here. The reason is saved in the row's ``decode_error``. JPEGs are
