@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from coverpick.catalogue.models import ClassifierVersion, Game, Listing, Verdict, for_earlier_image
+from coverpick.catalogue.models import ClassifierVersion, Game, Listing, Verdict, for_earlier_edition, for_earlier_image
 from coverpick.ranking import annotate_ranking
 
 
@@ -20,11 +20,9 @@ def verdict_records() -> Iterator[dict]:
         listing_id: labels
         for listing_id, labels in Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", "labels")
     }
-    earlier = set(
-        Verdict.objects.filter(
-            for_earlier_image(), source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW)
-        ).values_list("listing_id", flat=True)
-    )
+    staff_rows = Verdict.objects.filter(source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW))
+    earlier_image = set(staff_rows.filter(for_earlier_image()).values_list("listing_id", flat=True))
+    earlier_edition = set(staff_rows.filter(for_earlier_edition()).values_list("listing_id", flat=True))
     listings = annotate_ranking(Listing.objects.select_related("shop", "edition__game", "cover"))
     for listing in listings.iterator(chunk_size=1000):
         verdict = rows.get(listing.pk)
@@ -44,8 +42,10 @@ def verdict_records() -> Iterator[dict]:
             "tier": listing.tier,
             "effective_verdict": listing.effective_verdict,
             "manual_labels": manual.get(listing.pk),
-            # True when the listing's staff labels or reviews were given for an earlier image of it.
-            "staff_labels_for_earlier_image": listing.pk in earlier,
+            # True when the listing's staff labels or reviews were given for an
+            # earlier image of it, or while it was filed under another edition.
+            "staff_labels_for_earlier_image": listing.pk in earlier_image,
+            "staff_labels_for_earlier_edition": listing.pk in earlier_edition,
             "error": error,
         }
 

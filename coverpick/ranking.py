@@ -1,7 +1,8 @@
 """The ranking: one annotated query orders every candidate cover of a game; lower wins.
 
 Rules, in order:
-- a pinned cover (manual-pin/clean) always wins (tier -1);
+- a pinned cover (manual-pin/clean) always wins (tier -1), unless a re-import
+  has moved its listing to another game since;
 - a listing whose image could not be stored or decoded is unusable (tier 7);
 - a cover that a classifier assigns to a family other than the listing's
   declared family ranks as wrong_console (tier 6): the active platform head when
@@ -61,13 +62,15 @@ GROUP_PINNED, GROUP_CLEAN_LEANING, GROUP_OTHER, GROUP_UNUSABLE = -1, 0, 1, 2
 def _manual_verdicts():
     """Manual rows that count as verdicts: labels, confirmed reviews and pins' clean rows.
 
-    A row written for an earlier image of the listing does not count, so the
-    classifier's verdict on the current image decides until someone labels it.
-    The tier of a pinned listing comes from the pin itself.
+    A row written for an earlier image of the listing, or while it was filed
+    under another edition, does not count, so the classifier's verdict decides
+    until someone labels the listing again. The tier of a pinned listing comes
+    from the pin itself.
     """
     return (
         Verdict.objects.filter(listing=OuterRef("pk"), source__in=Verdict.MANUAL_SOURCES, quality__isnull=False)
         .filter(Q(cover__isnull=True) | Q(cover=OuterRef("cover")))
+        .filter(Q(edition__isnull=True) | Q(edition=OuterRef("edition")))
         .exclude(source=Verdict.SOURCE_MANUAL_PIN, quality=UNKNOWN)
     )
 
@@ -85,7 +88,12 @@ def annotate_ranking(listings: QuerySet[Listing]) -> QuerySet[Listing]:
         Q(classifier_version__in=heads)
         | Q(classifier_version__in=phase1, platform_confidence__gte=PHASE1_CONFIDENT)
     )
-    pinned = Verdict.objects.filter(listing=OuterRef("pk"), source=Verdict.SOURCE_MANUAL_PIN, quality="clean")
+    # A pin chose the listing among its game's covers. It still wins after the
+    # image or the platform changed, but not once the listing belongs to
+    # another game, whose covers no one compared it with.
+    pinned = Verdict.objects.filter(listing=OuterRef("pk"), source=Verdict.SOURCE_MANUAL_PIN, quality="clean").filter(
+        Q(edition__isnull=True) | Q(edition__game=OuterRef("edition__game"))
+    )
 
     tier_cases = [When(effective_verdict=verdict, then=Value(tier)) for verdict, tier in TIER_BY_VERDICT.items()]
     return (

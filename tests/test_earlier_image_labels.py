@@ -1,9 +1,10 @@
-"""Staff rows written for a cover that the listing no longer shows.
+"""Staff rows written for a cover that the listing no longer shows, or under another edition.
 
-A re-import can give a listing a new image. Labels, reviews and pins written
-for the old image stay stored, but they describe that image: training and the
-ranking leave them out, the labelling queue serves the listing first, and
-the import summary counts them.
+A re-import can give a listing a new image, or file it under another platform
+or game. Labels, reviews and pins written before stay stored, but they are
+outdated: training and the ranking leave them out, the labelling queue serves
+the listing first, and the import summary counts them. A pin still chooses
+the primary cover, unless the listing has moved to another game.
 """
 
 import io
@@ -13,11 +14,11 @@ from PIL import Image
 
 from coverpick.catalogue.importer import import_catalogue
 from coverpick.catalogue.manual import pin_cover, record_review, set_labels
-from coverpick.catalogue.models import CoverImage, Listing, Verdict
+from coverpick.catalogue.models import CoverImage, Listing, Verdict, listings_to_relabel
 from coverpick.model.dataset import training_rows
 from coverpick.ranking import annotate_ranking
 from coverpick.web import labelling
-from coverpick.web.queue import TIER_EARLIER_IMAGE, build_queue
+from coverpick.web.queue import TIER_OUTDATED, build_queue
 from tests.factories import heads_version, make_game, make_listing, predict
 from tests.test_web_support import _clear_cache, staff_client, staff_user  # noqa: F401
 
@@ -97,7 +98,7 @@ def test_queue_serves_earlier_image_first(relabelled_game):
     predict(unsure, version, "unknown", confidence=0.1)
 
     queue = build_queue()
-    assert [(item.listing_id, item.tier) for item in queue][:2] == [(listing.pk, TIER_EARLIER_IMAGE), (unsure.pk, "A")]
+    assert [(item.listing_id, item.tier) for item in queue][:2] == [(listing.pk, TIER_OUTDATED), (unsure.pk, "A")]
 
     set_labels(listing, ["3d_render"])
 
@@ -113,7 +114,7 @@ def test_earlier_image_review_queued_once():
     listing = give_new_image(listing)
 
     queue = build_queue()
-    assert [(item.listing_id, item.tier) for item in queue] == [(listing.pk, TIER_EARLIER_IMAGE)]
+    assert [(item.listing_id, item.tier) for item in queue] == [(listing.pk, TIER_OUTDATED)]
 
     set_labels(listing, ["clean"])
     assert build_queue() == []
@@ -122,13 +123,13 @@ def test_earlier_image_review_queued_once():
 def test_label_page_flags_earlier_image(staff_client, relabelled_game):
     listing = relabelled_game["listing"]
     page = staff_client.get("/admin/label/covers/").content.decode()
-    assert 'id="earlier-image-labels"' in page
-    assert "earlier image 1" in page
+    assert 'id="outdated-labels"' in page
+    assert "earlier image or edition 1" in page
 
     staff_client.post("/admin/label/covers/save/", {"listing": listing.pk, "labels": ["3d_render"]})
 
     page = staff_client.get(f"/admin/label/covers/?listing={listing.pk}").content.decode()
-    assert 'id="earlier-image-labels"' not in page
+    assert 'id="outdated-labels"' not in page
     assert "Current manual labels: 3d_render" in page
 
 
@@ -154,9 +155,9 @@ def test_label_page_shows_earlier_image_reviews(staff_client):
 
     page = staff_client.get("/admin/label/covers/").content.decode()
 
-    assert 'id="earlier-image-reviews"' in page
+    assert 'id="outdated-reviews"' in page
     assert "margins rejected" in page
-    assert 'id="earlier-image-labels"' not in page
+    assert 'id="outdated-labels"' not in page
 
 
 def test_export_flags_earlier_image_reviews():
@@ -224,7 +225,7 @@ def test_import_counts_earlier_image_labels(tmp_path):
 
     changed.refresh_from_db()
     assert changed.cover_id != earlier_cover
-    assert summary.labels_for_earlier_image == 1
+    assert summary.labels_outdated == 1
     assert "(first in the labelling queue): 1" in "\n".join(summary.lines())
     # The label file repeats the old label, which does not make it a label of the new image.
     assert (manual_row(changed).labels, manual_row(changed).cover_id) == (["clean"], earlier_cover)
@@ -243,7 +244,7 @@ def test_import_counts_after_the_label_file(tmp_path):
     summary = quiet_import(tmp_path)
 
     assert summary.listings_to_predict_again == 2
-    assert summary.labels_for_earlier_image == 1
+    assert summary.labels_outdated == 1
     relabelled = Listing.objects.get(product_id="2")
     assert manual_row(relabelled).cover_id == relabelled.cover_id
 
@@ -261,10 +262,36 @@ def test_truncated_image_keeps_stored_cover(tmp_path):
 
     listing.refresh_from_db()
     assert listing.cover_id == stored_cover
-    assert (summary.listings_to_predict_again, summary.labels_for_earlier_image) == (0, 0)
+    assert (summary.listings_to_predict_again, summary.labels_outdated) == (0, 0)
     (kept,) = summary.covers_kept
     assert "truncated" in kept.reason
-    assert CoverImage.objects.get(path__contains=".jpg", decode_error__isnull=False).decode_error == kept.reason.split(": ", 1)[1]
+
+
+def test_declined_image_not_stored(tmp_path, django_capture_on_commit_callbacks):
+    from coverpick.covers.store import absolute_path, relative_path_for, sha256_bytes
+
+    first_import(tmp_path, LABELS)
+    stored = set(CoverImage.objects.values_list("path", flat=True))
+    cut_path, garbage_path = tmp_path / "images" / "cut.jpg", tmp_path / "images" / "garbage.jpg"
+    whole = io.BytesIO()
+    Image.effect_noise((300, 420), 60).convert("RGB").save(whole, "JPEG")
+    cut_path.write_bytes(whole.getvalue()[:2000])
+    garbage_path.write_bytes(b"not an image at all")
+    feed = (tmp_path / "feeds" / "alpha.csv").read_text(encoding="utf-8")
+    feed = feed.replace("images/b.jpg", "images/garbage.jpg")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        (tmp_path / "feeds" / "alpha.csv").write_text(feed.replace("images/a.jpg", "images/cut.jpg"), encoding="utf-8")
+        summary = quiet_import(tmp_path)
+
+    assert len(summary.covers_kept) == 2
+    assert summary.images_stored == 0
+    assert "Cover images newly stored: 0," in "\n".join(summary.lines())
+    assert set(CoverImage.objects.values_list("path", flat=True)) == stored
+    for path, image_format in ((cut_path, "JPEG"), (garbage_path, "")):
+        declined = relative_path_for(sha256_bytes(path.read_bytes()), image_format or "bin")
+        assert not absolute_path(declined).exists()
+    assert all(absolute_path(path).is_file() for path in stored)
 
 
 def test_missing_store_file_keeps_stored_cover(tmp_path):
@@ -293,7 +320,7 @@ def test_removed_image_not_counted_for_relabelling(tmp_path):
     summary = quiet_import(tmp_path)
 
     assert Listing.objects.get(product_id="1").cover is None
-    assert summary.labels_for_earlier_image == 0
+    assert summary.labels_outdated == 0
 
 
 def test_queue_without_model_serves_earlier_images(relabelled_game):
@@ -302,7 +329,7 @@ def test_queue_without_model_serves_earlier_images(relabelled_game):
 
     queue = build_queue()
 
-    assert [(item.listing_id, item.tier) for item in queue] == [(relabelled_game["listing"].pk, TIER_EARLIER_IMAGE)]
+    assert [(item.listing_id, item.tier) for item in queue] == [(relabelled_game["listing"].pk, TIER_OUTDATED)]
 
 
 def test_summary_groups_image_problems(tmp_path):
@@ -323,8 +350,96 @@ def test_import_reports_changed_pinned_image(tmp_path):
     write_catalogue(tmp_path, "images/a2.jpg", "")
     summary = quiet_import(tmp_path)
 
-    assert (summary.labels_for_earlier_image, summary.pins_for_earlier_image) == (0, 1)
-    assert any(line.startswith("Pinned listings whose image changed in this import: 1.") for line in summary.lines())
+    assert (summary.labels_outdated, summary.pins_outdated) == (0, 1)
+    assert any(line.startswith("Pinned listings whose image or platform changed in this import: 1.") for line in summary.lines())
+
+
+# An edition change: a re-import files the listing under another platform or game.
+
+
+def write_platform_and_title(folder, platform: str, title: str = "Alpha Game"):
+    feed = folder / "feeds" / "alpha.csv"
+    feed.write_text(feed.read_text(encoding="utf-8").replace("Alpha Game;PS4", f"{title};{platform}"), encoding="utf-8")
+
+
+def test_edition_change_outdates_staff_labels(tmp_path, staff_client):
+    from coverpick.exports import verdict_records
+
+    first_import(tmp_path, LABELS)
+    listing = Listing.objects.get(product_id="1")
+    record_review(listing, "margins", confirmed=False)
+    earlier_edition, cover = listing.edition_id, listing.cover_id
+
+    write_platform_and_title(tmp_path, "Xbox One")
+    summary = quiet_import(tmp_path)
+
+    listing = Listing.objects.select_related("edition").get(product_id="1")
+    assert (listing.cover_id, listing.platform_family) == (cover, "xbox")
+    assert manual_row(listing).edition_id == earlier_edition != listing.edition_id
+    assert summary.labels_outdated == 1
+    assert [row.listing_id for row in training_rows()] == [Listing.objects.get(product_id="2").pk]
+    assert ranked(listing).manual_verdict is None
+    assert [item.listing_id for item in build_queue()] == [listing.pk]
+    page = staff_client.get(f"/admin/label/covers/?listing={listing.pk}").content.decode()
+    assert 'id="outdated-labels"' in page
+    assert 'id="outdated-reviews"' in page
+    assert "The listing&#x27;s platform or game has changed since" in page
+    assert {r["product_id"]: r["staff_labels_for_earlier_edition"] for r in verdict_records()} == {"1": True, "2": False}
+
+    set_labels(listing, ["clean"])
+    assert manual_row(listing).edition_id == listing.edition_id
+    assert ranked(listing).manual_verdict == "clean"
+    assert build_queue() == []
+
+
+def test_undo_restores_earlier_edition(staff_client, staff_user, tmp_path):
+    first_import(tmp_path, LABELS)
+    write_platform_and_title(tmp_path, "Xbox One")
+    quiet_import(tmp_path)
+    listing = Listing.objects.select_related("edition").get(product_id="1")
+    earlier_edition = manual_row(listing).edition_id
+
+    session = staff_client.session
+    labelling.save_labels(session, listing, ["margins"], staff_user)
+    labelling.undo_last(session, staff_user)
+
+    assert (manual_row(listing).labels, manual_row(listing).edition_id) == (["clean"], earlier_edition)
+    assert list(listings_to_relabel()) == [listing.pk]
+
+
+def test_pin_of_listing_moved_to_another_game(tmp_path):
+    first_import(tmp_path, "")
+    moved = Listing.objects.select_related("edition").get(product_id="1")
+    pin_cover(moved)
+    assert ranked(moved).is_pinned
+
+    write_platform_and_title(tmp_path, "PS4", "Beta Game")
+    summary = quiet_import(tmp_path)
+
+    moved = Listing.objects.select_related("edition").get(product_id="1")
+    other = Listing.objects.get(product_id="2")
+    assert moved.edition_id == other.edition_id
+    assert (summary.pins_outdated, summary.pins_for_other_game) == (0, 1)
+    assert any(line.startswith("Pinned listings that this import moved to another game: 1.") for line in summary.lines())
+    assert not ranked(moved).is_pinned
+
+    # A pin row in the label file pins the listing again, now among its new game's covers.
+    (tmp_path / "labels.jsonl").write_text('{"shop": "alpha", "product_id": "1", "source": "manual-pin"}\n', encoding="utf-8")
+    quiet_import(tmp_path)
+    assert ranked(moved).is_pinned
+    assert Verdict.objects.get(listing=other, source=Verdict.SOURCE_MANUAL_PIN).quality == "unknown"
+
+
+def test_pin_survives_platform_change(tmp_path):
+    first_import(tmp_path, "")
+    pinned = Listing.objects.select_related("edition").get(product_id="1")
+    pin_cover(pinned)
+
+    write_platform_and_title(tmp_path, "Xbox One")
+    summary = quiet_import(tmp_path)
+
+    assert (summary.pins_outdated, summary.pins_for_other_game) == (1, 0)
+    assert ranked(pinned).is_pinned
 
 
 def test_migration_fills_staff_row_covers():
@@ -345,3 +460,24 @@ def test_migration_fills_staff_row_covers():
     covers = dict(Verdict.objects.exclude(source=Verdict.SOURCE_CLASSIFIER).values_list("listing_id", "cover_id"))
     assert covers == {labelled.pk: labelled.cover_id, reviewed.pk: reviewed.cover_id}
     assert Verdict.objects.get(source=Verdict.SOURCE_CLASSIFIER).cover_id is None
+
+
+def test_migration_fills_staff_row_editions():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("coverpick.catalogue.migrations.0006_verdict_edition")
+    _game, (edition,) = make_game()
+    labelled, pinned = make_listing(edition), make_listing(edition)
+    set_labels(labelled, ["clean"])
+    pin_cover(pinned)
+    predict(labelled, heads_version(), "clean")
+    Verdict.objects.update(edition=None)
+
+    migration.fill_editions(apps, None)
+
+    staff = Verdict.objects.exclude(source=Verdict.SOURCE_CLASSIFIER)
+    assert staff.count() == 3
+    assert set(staff.values_list("edition_id", flat=True)) == {edition.pk}
+    assert Verdict.objects.get(source=Verdict.SOURCE_CLASSIFIER).edition_id is None

@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import NamedTuple
 
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from coverpick import conf
 from coverpick.catalogue.feeds import FEED_EXTENSIONS, FeedFormatError, FeedProblem, FeedRow, iter_feed_files, read_feed
 from coverpick.catalogue.manual import IMPORT_NOTE, pin_changed_by_staff, pin_cover, record_review, set_labels
-from coverpick.catalogue.models import Edition, Game, Listing, Shop, Verdict, for_earlier_image, listings_to_relabel
+from coverpick.catalogue.models import Edition, Game, Listing, Shop, Verdict, for_outdated, listings_to_relabel
 from coverpick.catalogue.normalise import game_key, is_iso_currency, platform_family
 from coverpick.covers.fetch import FetchError, fetch_image
-from coverpick.covers.store import CoverSourceError, check_pixels, load_reference, store_image_created
+from coverpick.covers.store import CoverSourceError, check_pixels, delete_stored_file, load_reference, store_image_created
 from coverpick.labels import LabelError, validate_label_set
 
 # Listings marked out of stock per UPDATE, under SQLite's limit on query parameters.
@@ -68,12 +69,16 @@ class ImportSummary:
     # Stored listings whose cover or edition changed, so their classifier verdicts were removed
     # and the next sweep predicts them again.
     listings_to_predict_again: int = 0
-    # Of the listings whose image this import changed: those whose staff labels or
-    # reviews still describe the earlier image once the label file is read (the
-    # labelling queue serves them first), and those with a pin made for it.
-    labels_for_earlier_image: int = 0
-    pins_for_earlier_image: int = 0
-    changed_image_ids: set[int] = field(default_factory=set, repr=False)
+    # Of the listings whose image or edition this import changed: those whose
+    # staff labels or reviews are still outdated once the label file is read
+    # (the labelling queue serves them first), those whose pin still counts,
+    # and those whose pin no longer counts because they moved to another game.
+    labels_outdated: int = 0
+    pins_outdated: int = 0
+    pins_for_other_game: int = 0
+    changed_ids: set[int] = field(default_factory=set, repr=False)
+    # The CoverImage rows this import created, so that one it declines can be removed again.
+    stored_ids: set[int] = field(default_factory=set, repr=False)
     labels_imported: int = 0
     # Label rows not applied because a staff member changed that label, review or pin after the import last wrote it.
     labels_kept: int = 0
@@ -98,13 +103,18 @@ class ImportSummary:
         lines += [
             f"Listings no longer in their shop's feed, marked out of stock: {self.listings_withdrawn}",
             f"Listings whose image or edition changed, to be predicted again by the next sweep: {self.listings_to_predict_again}",
-            f"Listings whose image changed in this import and whose staff labels describe the earlier image "
-            f"(first in the labelling queue): {self.labels_for_earlier_image}",
+            f"Listings whose image or edition changed in this import and whose staff labels are now outdated "
+            f"(first in the labelling queue): {self.labels_outdated}",
         ]
-        if self.pins_for_earlier_image:
+        if self.pins_outdated:
             lines.append(
-                f"Pinned listings whose image changed in this import: {self.pins_for_earlier_image}. Their pins still "
-                "choose the primary cover. Check the new images on their game pages, then pin again or unpin."
+                f"Pinned listings whose image or platform changed in this import: {self.pins_outdated}. Their pins still "
+                "choose the primary cover. Check them on their game pages, then pin again or unpin."
+            )
+        if self.pins_for_other_game:
+            lines.append(
+                f"Pinned listings that this import moved to another game: {self.pins_for_other_game}. Their pins no "
+                "longer count. Choose the primary cover of each game affected again on its game page."
             )
         if self.covers_kept:
             kept_count = len(self.covers_kept)
@@ -159,26 +169,30 @@ def import_catalogue(
     labels_path = catalogue_dir / "labels.jsonl"
     if with_labels and labels_path.is_file():
         import_labels(labels_path, summary, report)
-    _count_earlier_image_rows(summary)
+    _count_outdated_rows(summary)
     return summary
 
 
-def _count_earlier_image_rows(summary: ImportSummary) -> None:
-    """Count the changed-image listings that the labelling queue now serves first, and the pinned ones.
+def _count_outdated_rows(summary: ImportSummary) -> None:
+    """Count the changed listings that the labelling queue now serves first, and the pinned ones.
 
     Counted after the label file, because a changed label row there is written
-    for the new image.
+    for the new image and edition.
     """
-    ids = sorted(summary.changed_image_ids)
+    ids = sorted(summary.changed_ids)
     labelled: set[int] = set()
     pinned: set[int] = set()
+    moved: set[int] = set()
     for start in range(0, len(ids), ID_BATCH):
         batch = ids[start : start + ID_BATCH]
         labelled.update(listings_to_relabel(batch))
-        pins = Verdict.objects.filter(for_earlier_image(), listing_id__in=batch, source=Verdict.SOURCE_MANUAL_PIN, quality="clean")
-        pinned.update(pins.values_list("listing_id", flat=True))
-    summary.labels_for_earlier_image = len(labelled)
-    summary.pins_for_earlier_image = len(pinned)
+        pins = Verdict.objects.filter(for_outdated(), listing_id__in=batch, source=Verdict.SOURCE_MANUAL_PIN, quality="clean")
+        other_game = Q(edition__isnull=False) & ~Q(edition__game=F("listing__edition__game"))
+        pinned.update(pins.exclude(other_game).values_list("listing_id", flat=True))
+        moved.update(pins.filter(other_game).values_list("listing_id", flat=True))
+    summary.labels_outdated = len(labelled)
+    summary.pins_outdated = len(pinned)
+    summary.pins_for_other_game = len(moved)
 
 
 def _feeds_folder(catalogue_dir: Path) -> Path:
@@ -366,6 +380,7 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
                 f"image {row.image_ref!r}: {unreadable}" if unreadable else None
             )
     if kept_reason is not None:
+        _discard_declined(cover, previous.cover_id, summary)
         cover, validators = _keep_stored_cover(previous, row)
         summary.covers_kept.append(ImageProblem(shop.code, row.product_id, kept_reason))
         cover_error = None
@@ -389,7 +404,8 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     new_cover_id = cover.pk if cover else None
     old_cover_id = previous.cover_id if previous is not None else None
     image_changed = previous is not None and old_cover_id != new_cover_id
-    replaced = image_changed or (previous is not None and previous.edition_id != edition.pk)
+    edition_changed = previous is not None and previous.edition_id != edition.pk
+    replaced = image_changed or edition_changed
     if previous is None:
         Listing.objects.create(shop=shop, product_id=row.product_id, **values)
         summary.listings_created += 1
@@ -405,14 +421,13 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     if replaced:
         # The classifier's rows describe the old image or edition. Without
         # them the listing is pending, so the next sweep (or tick) predicts it
-        # again. Staff rows stay. After an image change they describe the
-        # earlier image (Verdict.cover), so training and the ranking skip them.
-        # NOTE: an edition change alone leaves them in use, although a
-        # wrong_console label depends on the declared platform.
+        # again. Staff rows stay, but they describe the earlier image or
+        # edition (Verdict.cover, Verdict.edition), so training and the
+        # ranking skip them.
         Verdict.objects.filter(listing_id=previous.pk, source=Verdict.SOURCE_CLASSIFIER).delete()
         summary.listings_to_predict_again += 1
-        if image_changed and old_cover_id is not None:
-            summary.changed_image_ids.add(previous.pk)
+        if old_cover_id is not None or edition_changed:
+            summary.changed_ids.add(previous.pk)
     image_problem = cover_error or _decode_problem(cover, row)
     if image_problem:
         summary.image_errors += 1
@@ -438,6 +453,24 @@ def _differs(listing: Listing, values: dict) -> bool:
         if stored != value:
             return True
     return False
+
+
+def _discard_declined(cover, kept_cover_id: int, summary: ImportSummary) -> None:
+    """Remove an image that this import stored but declined to use, so it neither lingers nor counts as stored.
+
+    Only an image first stored by this import and shown by no listing is
+    removed: an image that an earlier row or import stored stays.
+    """
+    if cover is None or cover.pk == kept_cover_id or cover.pk not in summary.stored_ids:
+        return
+    if Listing.objects.filter(cover=cover).exists():
+        return
+    summary.stored_ids.discard(cover.pk)
+    summary.images_stored -= 1
+    path = cover.path
+    cover.delete()
+    # After the commit, so that a row rolled back still finds its file.
+    transaction.on_commit(lambda: delete_stored_file(path))
 
 
 def _keep_stored_cover(previous: Listing, row: FeedRow):
@@ -488,6 +521,7 @@ def _store_cover(row: FeedRow, catalogue_dir: Path, summary: ImportSummary, prev
     cover, created = store_image_created(data)
     if created:
         summary.images_stored += 1
+        summary.stored_ids.add(cover.pk)
     return cover, None, validators
 
 
@@ -590,7 +624,12 @@ def _import_label_record(listing: Listing, record: dict) -> bool:
             return False
         record_review(listing, predicted, decision == Verdict.REVIEW_CONFIRMED)
     elif source == Verdict.SOURCE_MANUAL_PIN:
-        already = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_PIN, quality="clean").exists()
+        # A pin made before a re-import moved the listing to another game does not count there.
+        already = (
+            Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_PIN, quality="clean")
+            .filter(Q(edition__isnull=True) | Q(edition__game_id=listing.edition.game_id))
+            .exists()
+        )
         if already:
             return True
         if pin_changed_by_staff(listing.edition.game_id):

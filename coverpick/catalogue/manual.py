@@ -32,7 +32,7 @@ def ranking_label(labels: Iterable[str]) -> str:
 
 
 def set_labels(listing: Listing, labels: Iterable[str], user=None, note: str = "") -> Verdict:
-    """Store a manual-train label set for the cover a listing shows now, replacing the previous one.
+    """Store a manual-train label set for the cover a listing shows now, under its edition now, replacing the previous one.
 
     Raises LabelError when the set breaks the vocabulary or the exclusivity rules;
     nothing is written then.
@@ -40,7 +40,7 @@ def set_labels(listing: Listing, labels: Iterable[str], user=None, note: str = "
     checked = validate_label_set(labels)
     with transaction.atomic():
         previous = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).first()
-        if previous is not None and previous.labels == checked and not previous.describes_earlier_image(listing):
+        if previous is not None and previous.labels == checked and not previous.is_outdated(listing):
             return previous
         verdict, _ = Verdict.objects.update_or_create(
             listing=listing,
@@ -51,6 +51,7 @@ def set_labels(listing: Listing, labels: Iterable[str], user=None, note: str = "
                 "user": user,
                 "quality_confidence": 1.0,
                 "cover_id": listing.cover_id,
+                "edition_id": listing.edition_id,
             },
         )
         AuditEvent.objects.create(
@@ -83,7 +84,7 @@ def record_review(listing: Listing, predicted: str, confirmed: bool, user=None) 
         previous = Verdict.objects.filter(
             listing=listing, source=Verdict.SOURCE_REVIEW, review_predicted=predicted, review_verdict=decision
         ).first()
-        if previous is not None and not previous.describes_earlier_image(listing):
+        if previous is not None and not previous.is_outdated(listing):
             return previous
         verdict, _ = Verdict.objects.update_or_create(
             listing=listing,
@@ -95,6 +96,7 @@ def record_review(listing: Listing, predicted: str, confirmed: bool, user=None) 
                 "labels": [predicted] if confirmed else [],
                 "user": user,
                 "cover_id": listing.cover_id,
+                "edition_id": listing.edition_id,
             },
         )
         AuditEvent.objects.create(
@@ -127,8 +129,9 @@ def pin_cover(listing: Listing, user=None, note: str = "") -> None:
                 labels=["clean"] if other_id == listing.pk else [],
                 user=user,
                 cover_id=other_cover_id,
+                edition_id=other_edition_id,
             )
-            for other_id, other_cover_id in siblings.values_list("pk", "cover_id")
+            for other_id, other_cover_id, other_edition_id in siblings.values_list("pk", "cover_id", "edition_id")
         ]
         Verdict.objects.bulk_create(rows)
         AuditEvent.objects.create(

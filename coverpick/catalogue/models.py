@@ -175,10 +175,12 @@ class Verdict(models.Model):
     review_verdict = models.CharField(max_length=16, blank=True)
     error = models.TextField(null=True, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    # Staff rows only: the cover the listing showed when the row was written.
-    # When the listing's cover has changed since, the row describes an earlier
-    # image (see ``describes_earlier_image``).
+    # Staff rows only: the cover the listing showed, and the edition it was
+    # filed under, when the row was written. When either has changed since,
+    # the row is outdated (see ``is_outdated``): it describes an earlier image,
+    # or a cover judged against another declared platform or game.
     cover = models.ForeignKey(CoverImage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    edition = models.ForeignKey(Edition, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -215,32 +217,56 @@ class Verdict(models.Model):
         """Return whether this staff row was written for a cover the listing no longer shows."""
         return self.cover_id is not None and self.cover_id != listing.cover_id
 
+    def describes_earlier_edition(self, listing: Listing) -> bool:
+        """Return whether this staff row was written while the listing was filed under another edition."""
+        return self.edition_id is not None and self.edition_id != listing.edition_id
+
+    def is_outdated(self, listing: Listing) -> bool:
+        """Return whether this staff row describes an earlier image or edition of the listing.
+
+        A label such as wrong_console or clean holds for one image claimed as
+        one platform of one game, so either change makes it outdated.
+        """
+        return self.describes_earlier_image(listing) or self.describes_earlier_edition(listing)
+
     def __str__(self) -> str:
         origin = self.classifier_version.name if self.classifier_version_id else self.source
         return f"{self.listing}: {self.quality} ({origin})"
 
 
 def for_earlier_image() -> Q:
-    """Filter for Verdict rows written for a cover that their listing no longer shows.
-
-    Such a staff row describes an earlier image, so training and the ranking
-    leave it out and the labelling queue serves the listing first.
-    """
+    """Filter for Verdict rows written for a cover that their listing no longer shows."""
     return Q(cover__isnull=False) & (Q(listing__cover__isnull=True) | ~Q(cover=F("listing__cover")))
 
 
+def for_earlier_edition() -> Q:
+    """Filter for Verdict rows written while their listing was filed under another edition."""
+    return Q(edition__isnull=False) & ~Q(edition=F("listing__edition"))
+
+
+def for_outdated() -> Q:
+    """Filter for staff rows that describe an earlier image or edition of their listing (``Verdict.is_outdated``).
+
+    Training and the ranking leave such rows out, and the labelling queue
+    serves their listings first.
+    """
+    return for_earlier_image() | for_earlier_edition()
+
+
 def listings_to_relabel(listing_ids=None):
-    """Return the ids of listings whose staff labels or reviews describe an earlier image, as a query.
+    """Return the ids of listings whose staff labels or reviews are outdated, as a query.
 
     Only listings with a usable cover count, and a listing drops out once it
-    has a manual-train label for the image it shows now. The labelling queue
+    has a manual-train label for the image and edition it has now. The labelling queue
     serves these first. ``listing_ids`` narrows the query to those listings.
     """
     current_label = Verdict.objects.filter(
-        listing=models.OuterRef("listing_id"), source=Verdict.SOURCE_MANUAL_TRAIN, cover=models.OuterRef("listing__cover")
-    )
+        listing=models.OuterRef("listing_id"),
+        source=Verdict.SOURCE_MANUAL_TRAIN,
+        cover=models.OuterRef("listing__cover"),
+    ).exclude(for_earlier_edition())
     rows = Verdict.objects.filter(
-        for_earlier_image(),
+        for_outdated(),
         source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW),
         listing__cover__isnull=False,
         listing__cover__decode_error__isnull=True,

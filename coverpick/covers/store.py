@@ -47,6 +47,14 @@ def write_once(relative: str, data: bytes) -> None:
     os.replace(partial, target)
 
 
+def delete_stored_file(relative: str) -> None:
+    """Remove one file from the image store; a file already gone is not an error."""
+    try:
+        absolute_path(relative).unlink()
+    except FileNotFoundError:
+        pass
+
+
 def store_image(data: bytes):
     """Store image bytes and return their CoverImage row, creating it on first sight of the content.
 

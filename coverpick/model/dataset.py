@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coverpick.catalogue.models import Listing, Verdict, for_earlier_image
+from coverpick.catalogue.models import Listing, Verdict, for_outdated
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, UNKNOWN
 
 
@@ -87,10 +87,11 @@ def training_rows() -> list[TrainingRow]:
     """Build one row per usable listing that has a human label, with the precedence rules applied."""
     by_listing: dict[int, dict] = {}
     # A row written for an earlier image of the listing would pair the current
-    # image's features with a verdict on another image.
+    # image's features with a verdict on another image, and one written under
+    # another edition judged the cover against another declared platform or game.
     manual = (
         Verdict.objects.filter(source__in=Verdict.MANUAL_SOURCES, listing__in=usable_listings())
-        .exclude(for_earlier_image())
+        .exclude(for_outdated())
         .values_list("listing_id", "source", "quality", "labels", "review_predicted", "review_verdict")
     )
     for listing_id, source, quality, labels, predicted, decision in manual:

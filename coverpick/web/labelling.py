@@ -88,7 +88,7 @@ def undo_depth(session) -> int:
 
 
 def _manual_row(listing: Listing) -> Verdict | None:
-    return Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).only("labels", "cover_id").first()
+    return Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).only("labels", "cover_id", "edition_id").first()
 
 
 def current_labels(listing: Listing) -> list[str] | None:
@@ -108,9 +108,10 @@ def save_labels(session, listing: Listing, labels: Iterable[str], user) -> list[
     set_labels(listing, checked, user, note="labelling page")
     entry = {"listing": listing.pk, "previous": previous, "saved": checked}
     if row is not None:
-        # Undo restores the cover that the replaced labels were given for, so
-        # labels of an earlier image describe that image again.
+        # Undo restores the cover and edition that the replaced labels were
+        # given for, so labels of an earlier image or edition describe it again.
         entry["previous_cover"] = row.cover_id
+        entry["previous_edition"] = row.edition_id
     _push_undo(session, [entry])
     logger.info("Labelled cover: listing=%s labels=%s by=%s", listing.pk, ",".join(checked), user.username)
     return checked
@@ -166,8 +167,9 @@ def undo_last(session, user) -> UndoResult:
             else:
                 set_labels(listing, entry["previous"], user, note="undo")
                 if "previous_cover" in entry:
+                    # Entries pushed before editions were recorded have no previous_edition.
                     Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).update(
-                        cover_id=entry["previous_cover"]
+                        cover_id=entry["previous_cover"], edition_id=entry.get("previous_edition", listing.edition_id)
                     )
     session[UNDO_KEY] = stack[:-1]
     session[DONE_KEY] = max(0, decisions_made(session) - 1)

@@ -4,8 +4,10 @@ A listing is queued when it has a usable cover, carries no manual-train label
 yet, and the active heads version has a quality verdict for it. The queue has
 three tiers, served in order, after two tiers of labelled covers to check again:
 
-- E: covers whose staff labels or reviews were given for an earlier image of
-  the listing (a re-import changed the image), until someone labels the new one;
+- E: covers whose staff labels or reviews are outdated: given for an earlier
+  image of the listing, or while it was filed under another edition (a
+  re-import changed the image, the platform or the game), until someone
+  labels it again;
 - S: labelled covers that ``coverpick audit-labels`` ranked most likely to be
   mislabelled (its JSONL in COVERPICK_HOME/audit/), most suspect first, until
   someone saves their labels again after the audit ran;
@@ -46,14 +48,14 @@ BOUNDARY_GAP = 0.2
 SUSPECT_LIMIT = 50
 SUSPECT_MIN_SCORE = 0.5
 
-TIER_EARLIER_IMAGE = "E"
+TIER_OUTDATED = "E"
 TIER_SUSPECT = "S"
 TIER_UNKNOWN = "A"
 TIER_RARE = "B"
 TIER_BOUNDARY = "C"
-TIER_ORDER = (TIER_EARLIER_IMAGE, TIER_SUSPECT, TIER_UNKNOWN, TIER_RARE, TIER_BOUNDARY)
+TIER_ORDER = (TIER_OUTDATED, TIER_SUSPECT, TIER_UNKNOWN, TIER_RARE, TIER_BOUNDARY)
 TIER_DESCRIPTIONS = {
-    TIER_EARLIER_IMAGE: "its staff labels were given for an earlier image of this listing",
+    TIER_OUTDATED: "its staff labels were given for an earlier image or edition of this listing",
     TIER_SUSPECT: "the label audit ranks its labels among the most likely to be wrong",
     TIER_UNKNOWN: "the model's verdict is unknown",
     TIER_RARE: f"predicted class has fewer than {RARE_CLASS_LIMIT} manual labels",
@@ -160,13 +162,13 @@ def audit_suspects(skipped: Collection[int] = (), limit: int = SUSPECT_LIMIT) ->
     return items
 
 
-def earlier_image_items(skipped: Collection[int] = ()) -> list[QueueItem]:
-    """Queue items for usable covers whose staff labels describe an earlier image of the listing.
+def outdated_items(skipped: Collection[int] = ()) -> list[QueueItem]:
+    """Queue items for usable covers whose staff labels describe an earlier image or edition of the listing.
 
-    A listing leaves this tier once it has a manual-train label for the image it shows now.
+    A listing leaves this tier once it has a manual-train label for the image and edition it has now.
     """
     listing_ids = set(listings_to_relabel()) - set(skipped)
-    return [QueueItem(listing_id, TIER_EARLIER_IMAGE, "earlier image", None) for listing_id in sorted(listing_ids)]
+    return [QueueItem(listing_id, TIER_OUTDATED, "earlier image or edition", None) for listing_id in sorted(listing_ids)]
 
 
 def build_queue(
@@ -179,18 +181,18 @@ def build_queue(
     """Return the whole queue in serving order, leaving out the listing ids in ``skipped``.
 
     ``version`` defaults to the active heads version. With none active, the
-    queue holds only the listings whose labels describe an earlier image.
+    queue holds only the listings whose labels are outdated.
     """
     if version is None:
         version = ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).first()
     if version is None:
-        # Labels of an earlier image need no model verdict to be checked again.
-        return earlier_image_items(skipped)
+        # Outdated labels need no model verdict to be checked again.
+        return outdated_items(skipped)
     rare = rare_classes(manual_label_counts(), rare_limit)
     skipped = set(skipped)
     verdicts = unlabelled_active_verdicts(version, skipped)
 
-    items: list[QueueItem] = earlier_image_items(skipped) + audit_suspects(skipped)
+    items: list[QueueItem] = outdated_items(skipped) + audit_suspects(skipped)
     boundary_candidates: list[int] = []
     rows = verdicts.values_list("pk", "listing_id", "quality", "quality_confidence")
     for verdict_id, listing_id, quality, confidence in rows.iterator(chunk_size=2000):

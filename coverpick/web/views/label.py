@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict, for_earlier_image
+from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict, for_earlier_edition, for_earlier_image, for_outdated
 from coverpick.labels import LABEL_CLASSES, LabelError
 from coverpick.web import labelling
 from coverpick.web.access import staff_required
@@ -34,6 +34,17 @@ def _listing_id(request) -> int | None:
         return None
 
 
+def _outdated_change(outdated_rows) -> str:
+    """Return the sentence naming what changed since the outdated staff rows were written."""
+    image = outdated_rows.filter(for_earlier_image()).exists()
+    edition = outdated_rows.filter(for_earlier_edition()).exists()
+    if image and edition:
+        return "The image and the listing's platform or game have changed since"
+    if image:
+        return "The image has changed since"
+    return "The listing's platform or game has changed since"
+
+
 def _item_context(listing: Listing, queue: list, session) -> dict:
     """Collect what the page shows about one cover: the image, the listing and the model's verdict."""
     active = ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).first()
@@ -47,11 +58,11 @@ def _item_context(listing: Listing, queue: list, session) -> dict:
         .order_by("edition__platform", "shop__preference", "pk")
     )
     existing = labelling.current_labels(listing)
-    earlier_rows = Verdict.objects.filter(for_earlier_image(), listing=listing)
-    earlier_labels = earlier_rows.filter(source=Verdict.SOURCE_MANUAL_TRAIN).exists()
-    earlier_reviews = [
+    outdated_rows = Verdict.objects.filter(for_outdated(), listing=listing)
+    outdated_labels = outdated_rows.filter(source=Verdict.SOURCE_MANUAL_TRAIN).exists()
+    outdated_reviews = [
         f"{predicted} {decision}"
-        for predicted, decision in earlier_rows.filter(source=Verdict.SOURCE_REVIEW)
+        for predicted, decision in outdated_rows.filter(source=Verdict.SOURCE_REVIEW)
         .order_by("review_predicted")
         .values_list("review_predicted", "review_verdict")
     ]
@@ -64,8 +75,9 @@ def _item_context(listing: Listing, queue: list, session) -> dict:
         "verdict": verdict,
         "probabilities": top_probabilities(verdict.quality_probs if verdict else None, TOP_PROBABILITIES),
         "existing_labels": existing or [],
-        "labels_for_earlier_image": earlier_labels,
-        "reviews_for_earlier_image": earlier_reviews,
+        "outdated_labels": outdated_labels,
+        "outdated_reviews": outdated_reviews,
+        "outdated_change": _outdated_change(outdated_rows) if outdated_labels or outdated_reviews else "",
         "queue_tier": queue[position].tier if position is not None else None,
         "tier_description": TIER_DESCRIPTIONS.get(queue[position].tier) if position is not None else "",
         "counter_n": done + 1,
