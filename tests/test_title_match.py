@@ -9,7 +9,16 @@ import pytest
 from PIL import Image
 
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
-from coverpick.model.inputs import BORDER_COLUMNS, N_COMPARISONS, N_STATS, N_TITLE_MATCH, stage2_inputs, stage2_layout, title_match
+from coverpick.model.inputs import (
+    BORDER_COLUMNS,
+    N_BOX_FRONT,
+    N_COMPARISONS,
+    N_STATS,
+    N_TITLE_MATCH,
+    stage2_inputs,
+    stage2_layout,
+    title_match,
+)
 from coverpick.vision.profile import PROFILE_DIM
 from coverpick.vision.text import TEXT_DIM, TextLine, TextReader, text_vector
 from tests.conftest import SHARED
@@ -107,9 +116,10 @@ def test_stage2_inputs_title_columns():
         np.zeros((n, len(PLATFORM_FAMILIES))),
         np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES)),
         titles,
+        np.zeros((n, N_BOX_FRONT)),
     )
 
     layout = stage2_layout()
     assert x.shape == (n, sum(width for _, width in layout))
-    assert layout[-1] == ["title_match", N_TITLE_MATCH]
-    np.testing.assert_array_equal(x[:, -N_TITLE_MATCH:], titles)
+    assert layout[-2] == ["title_match", N_TITLE_MATCH]
+    np.testing.assert_array_equal(x[:, -N_TITLE_MATCH - N_BOX_FRONT : -N_BOX_FRONT], titles)

@@ -24,6 +24,7 @@ from coverpick.model.inputs import (
     LAYOUT_VERSION,
     SimilaritySpace,
     border_columns,
+    box_front_comparison,
     comparison_features,
     edition_neighbours,
     edition_platform_columns,
@@ -155,6 +156,7 @@ class HeadSet:
             # which must stay the first stage's own outputs.
             return quality_raw, platform
         comparisons = comparison_features(features, game_ids, edition_ids, self.similarity, stats)[rows]
+        siblings_quality = self._game_quality(features, families, game_ids, prototypes, stats, rows, quality_raw)
         x_stage2 = stage2_inputs(
             quality_raw,
             platform_raw,
@@ -165,8 +167,22 @@ class HeadSet:
             phase1[rows],
             self.text_quality.probabilities(text, calibrated=False),
             title_match(features, titles, game_ids)[rows],
+            box_front_comparison(features, game_ids, siblings_quality, self.similarity)[rows],
         )
         return rule_out_wrong_console(self.stage2.probabilities(x_stage2), platform, picked_families), platform
+
+    def _game_quality(self, features, families, game_ids, prototypes, stats, rows, quality_raw) -> np.ndarray:
+        """Return first-stage quality outputs for ``rows`` and every other cover of their games, zeros elsewhere.
+
+        ``quality_raw`` are those of ``rows``; the other covers are read through the first stage here.
+        """
+        quality_all = np.zeros((len(features), len(LABEL_CLASSES)), dtype=np.float32)
+        quality_all[rows] = quality_raw
+        games = {game_ids[i] for i in rows}
+        others = np.setdiff1d([i for i, game in enumerate(game_ids) if game in games], rows)
+        if len(others):
+            quality_all[others] = first_stage_quality(self.quality, features, families, prototypes, stats, others)
+        return quality_all
 
     def _edition_platform(self, features, edition_ids, rows, platform_raw, text_platform) -> tuple:
         """Return the edition inputs of the platform second stage for ``rows``, given their own first-stage outputs.
@@ -359,6 +375,28 @@ class Prediction:
     platform: str
     platform_confidence: float
     platform_probs: dict[str, float]
+
+
+# Covers per batch where the first quality stage reads many covers at once.
+# Its inputs are twice the image features wide (the cover and its game's
+# prototype), so 27,000 covers at once would take about 0.9 GB.
+QUALITY_BATCH = 2048
+
+
+def first_stage_quality(quality: MLP, features, families, prototypes, stats, rows) -> np.ndarray:
+    """Return the first quality stage's uncalibrated outputs for ``rows``, read QUALITY_BATCH covers at a time.
+
+    ``prototypes`` are ``game_prototypes`` of all ``features``.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    result = np.zeros((len(rows), len(LABEL_CLASSES)), dtype=np.float32)
+    for start in range(0, len(rows), QUALITY_BATCH):
+        batch = rows[start : start + QUALITY_BATCH]
+        x_quality = quality_inputs(
+            image_columns(features, batch), [families[i] for i in batch], image_columns(prototypes, batch), stats[batch]
+        )
+        result[start : start + len(batch)] = quality.probabilities(x_quality, calibrated=False)
+    return result
 
 
 def decide(quality_probs: np.ndarray, platform_probs: np.ndarray, clean_threshold: float, platform_threshold: float) -> list[Prediction]:

@@ -28,7 +28,9 @@ platform head's probabilities and its probability of the declared family,
 the declared one-hot, the comparison scalars (similarity to the game's other
 covers), the 10 statistics, the corner fill and border composition, the phase-1
 heuristic's platform call, the quality text head's log-probabilities, and
-how much of the game's title the cover's text carries (see ``title_match``).
+how much of the game's title the cover's text carries (see ``title_match``),
+and the similarity to the siblings that show a box front (see
+``box_front_comparison``).
 The comparison inputs include a contrast with the cover's nearest sibling (see ``comparison_features``). A checkpoint stores
 the layouts it was trained with, and loading refuses layouts that differ
 from this module's.
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coverpick.labels import PLATFORM_FAMILIES
+from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.vision.presets import VIEWS
 from coverpick.vision.profile import MEASURES, PROFILE_DIM, PROFILE_ROWS, STRIP_DIM
 from coverpick.vision.text import TEXT_DIM, title_buckets
@@ -55,9 +57,16 @@ N_SIMILARITIES = 5
 N_CONTRAST = 1 + N_PROFILE_SUMMARY + N_STATS
 N_COMPARISONS = N_SIMILARITIES + N_CONTRAST
 N_TITLE_MATCH = 3
+N_BOX_FRONT = 2
+# Classes whose covers show no box front to compare art with: a flat-lay of
+# the box's contents or of a deluxe edition's items.
+FLAT_LAY_CLASSES = ("contents", "deluxe_bundle")
+# A sibling shows a box front when the first stage gives the flat-lay classes
+# together less than this.
+FLAT_LAY_CEILING = 0.5
 # The corner fill and border composition, the last columns of image features.
 BORDER_COLUMNS = CORNER_FILL_DIM + BORDER_DIM
-LAYOUT_VERSION = 11
+LAYOUT_VERSION = 12
 # Dimensions of the whitened space in which covers are compared with their siblings.
 SIMILARITY_DIMS = 256
 # Rows the space is fitted on at most. An SVD of 27,000 × 1,280 features took
@@ -129,6 +138,7 @@ def stage2_layout() -> list[list]:
         ["phase1_evidence", len(PLATFORM_FAMILIES) + 1],
         ["text_quality_log_probs", 14],
         ["title_match", N_TITLE_MATCH],
+        ["box_front_comparison", N_BOX_FRONT],
     ]
 
 
@@ -297,6 +307,40 @@ def comparison_features(
     # A difference means an addition only between two covers of the same
     # picture, so the contrast fades with the nearest sibling's similarity.
     result[:, N_SIMILARITIES:] = contrast * np.clip(result[:, 2:3], 0.0, 1.0)
+    return result
+
+
+def box_front_comparison(
+    features: np.ndarray, game_ids: list, quality_probs: np.ndarray, space: SimilaritySpace | None = None
+) -> np.ndarray:
+    """Compare each cover with those of its siblings that show a box front.
+
+    A flat-lay of a box's contents or of a deluxe edition's items shares
+    little with the box art, so a clean cover whose game's other listings are
+    all flat-lays looked like a cover of another game. ``quality_probs`` are
+    the first stage's quality probabilities of every row; a sibling shows a
+    box front when it gives FLAT_LAY_CLASSES less than FLAT_LAY_CEILING. The
+    columns are
+    1. the highest similarity to a sibling that shows a box front, or 1 when
+       no sibling does, since there is then no art to contradict the cover;
+    2. the mean over the siblings of one minus their flat-lay probability,
+       zero for a cover without siblings.
+    Covers are compared in ``space`` when given, as in ``comparison_features``.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    compared = space.project(features) if space is not None else features
+    unit = _unit_rows(compared)
+    flat_lay = [LABEL_CLASSES.index(name) for name in FLAT_LAY_CLASSES]
+    box_front = 1.0 - np.asarray(quality_probs, dtype=np.float32)[:, flat_lay].sum(axis=1)
+    result = np.zeros((len(features), N_BOX_FRONT), dtype=np.float32)
+    result[:, 0] = 1.0
+    for members in _sibling_groups(game_ids):
+        similarity = unit[members] @ unit[members].T
+        shows_front = np.broadcast_to(box_front[members] > 1.0 - FLAT_LAY_CEILING, similarity.shape).copy()
+        np.fill_diagonal(shows_front, False)
+        best = np.where(shows_front, similarity, -np.inf).max(axis=1)
+        result[members, 0] = np.where(np.isfinite(best), best, 1.0)
+        result[members, 1] = (box_front[members].sum() - box_front[members]) / (len(members) - 1)
     return result
 
 
@@ -502,11 +546,12 @@ def stage2_inputs(
     phase1: np.ndarray,
     text_quality_probs: np.ndarray,
     titles: np.ndarray,
+    box_front: np.ndarray,
 ) -> np.ndarray:
     """Concatenate the second stage's inputs in layout order.
 
-    ``border`` is ``border_columns`` of the covers' image features, and
-    ``titles`` their ``title_match`` rows.
+    ``border`` is ``border_columns`` of the covers' image features, ``titles``
+    their ``title_match`` rows and ``box_front`` their ``box_front_comparison`` rows.
     ``phase1`` is ``phase1_onehot`` of the covers; the last column added from it
     is phase 1's confidence in the declared family minus its confidence in any other.
     """
@@ -527,6 +572,7 @@ def stage2_inputs(
             agreement,
             _log_probs(text_quality_probs),
             np.asarray(titles, dtype=np.float32).reshape(len(families), N_TITLE_MATCH),
+            np.asarray(box_front, dtype=np.float32).reshape(len(families), N_BOX_FRONT),
         ],
         axis=1,
     )

@@ -20,10 +20,11 @@ import numpy as np
 from coverpick import conf
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.model import dataset
-from coverpick.model.heads import META_FILE, WEIGHTS_FILE, MLP, HeadSet
+from coverpick.model.heads import META_FILE, WEIGHTS_FILE, MLP, HeadSet, first_stage_quality
 from coverpick.model.inputs import (
     LAYOUT_VERSION,
     border_columns,
+    box_front_comparison,
     comparison_features,
     edition_platform_columns,
     fit_similarity_space,
@@ -276,21 +277,26 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     fold_of = {game: i % INNER_FOLDS for i, game in enumerate(order)}
     folds = np.array([fold_of[g] for g in games])
     # Every listing of the training games, labelled or not, gets out-of-fold
-    # platform outputs, which its edition's other listings read as evidence.
+    # outputs: its edition's other listings read the platform ones as
+    # evidence, and its game's other covers the quality ones, to tell which
+    # siblings show a box front (box_front_comparison).
     listing_folds = np.array([fold_of.get(game, -1) for game in arrays.game_ids])
     platform_by_listing = np.zeros((len(arrays.game_ids), len(PLATFORM_FAMILIES)), dtype=np.float32)
     text_platform_by_listing = np.zeros_like(platform_by_listing)
+    quality_by_listing = np.zeros((len(arrays.game_ids), len(LABEL_CLASSES)), dtype=np.float32)
     quality_oof = np.zeros((len(subset), len(LABEL_CLASSES)), dtype=np.float32)
     text_quality_oof = np.zeros_like(quality_oof)
+    prototypes = game_prototypes(arrays.features, arrays.game_ids, arrays.edition_ids)
     for fold in range(INNER_FOLDS):
         inner_quality, inner_platform, inner_text_quality, inner_text_platform = _fit_first_stage(data, subset[folds != fold], seed)
+        listings = np.flatnonzero(listing_folds == fold)
+        quality_by_listing[listings] = first_stage_quality(
+            inner_quality, arrays.features, arrays.families, prototypes, arrays.stats, listings
+        )
         held = np.flatnonzero(folds == fold)
         held_rows = data.rows[subset[held]]
-        quality_oof[held], _ = HeadSet(inner_quality, inner_platform, None).predict(
-            arrays.features, arrays.families, arrays.game_ids, arrays.edition_ids, arrays.stats, arrays.phase1, arrays.titles, held_rows
-        )
+        quality_oof[held] = quality_by_listing[held_rows]
         text_quality_oof[held] = inner_text_quality.probabilities(text_columns(arrays.features, held_rows), calibrated=False)
-        listings = np.flatnonzero(listing_folds == fold)
         platform_by_listing[listings] = inner_platform.probabilities(image_columns(arrays.features, listings), calibrated=False)
         text_platform_by_listing[listings] = inner_text_platform.probabilities(text_columns(arrays.features, listings), calibrated=False)
     at = data.rows[subset]
@@ -306,6 +312,7 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         arrays.phase1[at],
         text_quality_oof,
         title_match(arrays.features, arrays.titles, arrays.game_ids)[at],
+        box_front_comparison(arrays.features, arrays.game_ids, quality_by_listing, similarity)[at],
     )
     targets = data.targets[subset]
     stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)
