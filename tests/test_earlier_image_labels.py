@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from coverpick.catalogue.importer import import_catalogue
-from coverpick.catalogue.manual import pin_cover, record_review, set_labels
+from coverpick.catalogue.manual import pin_cover, record_review, set_labels, unpin_game
 from coverpick.catalogue.models import CoverImage, Listing, Verdict, listings_to_relabel
 from coverpick.model.dataset import training_rows
 from coverpick.ranking import annotate_ranking
@@ -125,6 +125,7 @@ def test_label_page_flags_earlier_image(staff_client, relabelled_game):
     page = staff_client.get("/admin/label/covers/").content.decode()
     assert 'id="outdated-labels"' in page
     assert "earlier image or edition 1" in page
+    assert "The image has changed since, so check them" in page
 
     staff_client.post("/admin/label/covers/save/", {"listing": listing.pk, "labels": ["3d_render"]})
 
@@ -294,6 +295,60 @@ def test_declined_image_not_stored(tmp_path, django_capture_on_commit_callbacks)
     assert all(absolute_path(path).is_file() for path in stored)
 
 
+@pytest.mark.parametrize("shown_by", ["an earlier import", "an earlier row"])
+def test_declined_image_shown_elsewhere_stays_stored(tmp_path, django_capture_on_commit_callbacks, shown_by):
+    from coverpick.covers.store import absolute_path
+
+    first_import(tmp_path, LABELS)
+    whole = io.BytesIO()
+    Image.effect_noise((300, 420), 60).convert("RGB").save(whole, "JPEG")
+    (tmp_path / "images" / "cut.jpg").write_bytes(whole.getvalue()[:2000])
+    feed_path = tmp_path / "feeds" / "alpha.csv"
+    header, *rows = feed_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    # Listing 3 is new, so it takes the cut image as it is: only a replacement is decoded whole.
+    new_row = "3;Gamma Game;PS4;9,00;EUR;images/cut.jpg\n"
+    if shown_by == "an earlier import":
+        feed_path.write_text(header + "".join(rows) + new_row, encoding="utf-8")
+        quiet_import(tmp_path)
+        new_row = ""
+    rows[0] = rows[0].replace("images/a.jpg", "images/cut.jpg")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        # The new listing's row comes first, so it stores the image before listing 1 declines it.
+        feed_path.write_text(header + new_row + "".join(rows), encoding="utf-8")
+        summary = quiet_import(tmp_path)
+
+    (kept,) = summary.covers_kept
+    assert "truncated" in kept.reason
+    shown = Listing.objects.select_related("cover").get(product_id="3").cover
+    assert absolute_path(shown.path).is_file()
+    assert summary.images_stored == (1 if shown_by == "an earlier row" else 0)
+
+
+def test_declined_image_of_earlier_labels_stays_stored(tmp_path):
+    # Listing 1 first shows a cut image, which a new listing takes as it is, and is labelled for it.
+    for name, colour in COVERS.items():
+        write_cover(tmp_path / "images" / f"{name}.jpg", colour)
+    whole = io.BytesIO()
+    Image.effect_noise((300, 420), 60).convert("RGB").save(whole, "JPEG")
+    (tmp_path / "images" / "cut.jpg").write_bytes(whole.getvalue()[:2000])
+    write_catalogue(tmp_path, "images/cut.jpg", LABELS)
+    quiet_import(tmp_path)
+    listing = Listing.objects.get(product_id="1")
+    cut_cover = listing.cover_id
+    write_catalogue(tmp_path, "images/a.jpg", LABELS)
+    quiet_import(tmp_path)
+
+    # The cut image comes back, and the import declines it in favour of a.jpg.
+    write_catalogue(tmp_path, "images/cut.jpg", LABELS)
+    summary = quiet_import(tmp_path)
+
+    assert len(summary.covers_kept) == 1
+    # The label still names the image it was given for, so it stays outdated.
+    assert manual_row(listing).cover_id == cut_cover
+    assert CoverImage.objects.filter(pk=cut_cover).exists()
+
+
 def test_missing_store_file_keeps_stored_cover(tmp_path):
     from coverpick.covers.store import absolute_path
 
@@ -386,6 +441,14 @@ def test_edition_change_outdates_staff_labels(tmp_path, staff_client):
     assert "The listing&#x27;s platform or game has changed since" in page
     assert {r["product_id"]: r["staff_labels_for_earlier_edition"] for r in verdict_records()} == {"1": True, "2": False}
 
+    # A new image as well: the page names both changes.
+    write_catalogue(tmp_path, "images/a2.jpg", LABELS)
+    write_platform_and_title(tmp_path, "Xbox One")
+    quiet_import(tmp_path)
+    page = staff_client.get(f"/admin/label/covers/?listing={listing.pk}").content.decode()
+    assert "The image and the listing&#x27;s platform or game have changed since" in page
+
+    listing = Listing.objects.select_related("edition").get(product_id="1")
     set_labels(listing, ["clean"])
     assert manual_row(listing).edition_id == listing.edition_id
     assert ranked(listing).manual_verdict == "clean"
@@ -423,11 +486,39 @@ def test_pin_of_listing_moved_to_another_game(tmp_path):
     assert any(line.startswith("Pinned listings that this import moved to another game: 1.") for line in summary.lines())
     assert not ranked(moved).is_pinned
 
-    # A pin row in the label file pins the listing again, now among its new game's covers.
+    # A repeated pin row in the label file does not pin it among its new game's covers.
     (tmp_path / "labels.jsonl").write_text('{"shop": "alpha", "product_id": "1", "source": "manual-pin"}\n', encoding="utf-8")
     quiet_import(tmp_path)
+    assert not ranked(moved).is_pinned
+    # Pinning it on the game page does.
+    pin_cover(moved)
     assert ranked(moved).is_pinned
     assert Verdict.objects.get(listing=other, source=Verdict.SOURCE_MANUAL_PIN).quality == "unknown"
+
+
+@pytest.mark.parametrize("while_away", ["pin another cover", "unpin"])
+def test_pin_left_behind_is_replaced(tmp_path, while_away):
+    first_import(tmp_path, "")
+    feed = (tmp_path / "feeds" / "alpha.csv").read_text(encoding="utf-8")
+    # A third listing of Alpha Game, on another platform, stays in the game while listing 1 is away.
+    (tmp_path / "feeds" / "alpha.csv").write_text(feed + "3;Alpha Game;Xbox One;11,00;EUR;images/b2.jpg\n", encoding="utf-8")
+    quiet_import(tmp_path)
+    away = Listing.objects.select_related("edition").get(product_id="1")
+    stays = Listing.objects.select_related("edition").get(product_id="3")
+    pin_cover(away)
+
+    write_platform_and_title(tmp_path, "PS4", "Beta Game")
+    quiet_import(tmp_path)
+    if while_away == "unpin":
+        unpin_game(stays.edition.game)
+    else:
+        pin_cover(stays)
+    (tmp_path / "feeds" / "alpha.csv").write_text(feed + "3;Alpha Game;Xbox One;11,00;EUR;images/b2.jpg\n", encoding="utf-8")
+    quiet_import(tmp_path)
+
+    # Back in its game, the listing's old pin does not count again.
+    pinned = [listing.product_id for listing in annotate_ranking(Listing.objects.filter(edition__game=stays.edition.game)) if listing.is_pinned]
+    assert pinned == ([] if while_away == "unpin" else ["3"])
 
 
 def test_pin_survives_platform_change(tmp_path):
@@ -468,8 +559,8 @@ def test_migration_fills_staff_row_editions():
     from django.apps import apps
 
     migration = import_module("coverpick.catalogue.migrations.0006_verdict_edition")
-    _game, (edition,) = make_game()
-    labelled, pinned = make_listing(edition), make_listing(edition)
+    _game, (first, second) = make_game(platforms=(("ps4", "sony"), ("switch", "nintendo")))
+    labelled, pinned = make_listing(first), make_listing(second)
     set_labels(labelled, ["clean"])
     pin_cover(pinned)
     predict(labelled, heads_version(), "clean")
@@ -478,6 +569,10 @@ def test_migration_fills_staff_row_editions():
     migration.fill_editions(apps, None)
 
     staff = Verdict.objects.exclude(source=Verdict.SOURCE_CLASSIFIER)
-    assert staff.count() == 3
-    assert set(staff.values_list("edition_id", flat=True)) == {edition.pk}
+    filled = {(row.listing_id, row.source): row.edition_id for row in staff}
+    assert filled == {
+        (labelled.pk, Verdict.SOURCE_MANUAL_TRAIN): first.pk,
+        (labelled.pk, Verdict.SOURCE_MANUAL_PIN): first.pk,
+        (pinned.pk, Verdict.SOURCE_MANUAL_PIN): second.pk,
+    }
     assert Verdict.objects.get(source=Verdict.SOURCE_CLASSIFIER).edition_id is None

@@ -24,7 +24,7 @@ from django.utils import timezone
 from coverpick import conf
 from coverpick.catalogue.feeds import FEED_EXTENSIONS, FeedFormatError, FeedProblem, FeedRow, iter_feed_files, read_feed
 from coverpick.catalogue.manual import IMPORT_NOTE, pin_changed_by_staff, pin_cover, record_review, set_labels
-from coverpick.catalogue.models import Edition, Game, Listing, Shop, Verdict, for_outdated, listings_to_relabel
+from coverpick.catalogue.models import CoverImage, Edition, Game, Listing, Shop, Verdict, for_outdated, listings_to_relabel
 from coverpick.catalogue.normalise import game_key, is_iso_currency, platform_family
 from coverpick.covers.fetch import FetchError, fetch_image
 from coverpick.covers.store import CoverSourceError, check_pixels, delete_stored_file, load_reference, store_image_created
@@ -69,10 +69,11 @@ class ImportSummary:
     # Stored listings whose cover or edition changed, so their classifier verdicts were removed
     # and the next sweep predicts them again.
     listings_to_predict_again: int = 0
-    # Of the listings whose image or edition this import changed: those whose
-    # staff labels or reviews are still outdated once the label file is read
-    # (the labelling queue serves them first), those whose pin still counts,
-    # and those whose pin no longer counts because they moved to another game.
+    # Counts over the listings whose image or edition this import changed,
+    # taken once the label file is read. The first counts outdated staff
+    # labels or reviews, which the labelling queue serves first. The second
+    # counts pins that still count, the third pins of listings that moved to
+    # another game, which no longer count.
     labels_outdated: int = 0
     pins_outdated: int = 0
     pins_for_other_game: int = 0
@@ -422,8 +423,8 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         # The classifier's rows describe the old image or edition. Without
         # them the listing is pending, so the next sweep (or tick) predicts it
         # again. Staff rows stay, but they describe the earlier image or
-        # edition (Verdict.cover, Verdict.edition), so training and the
-        # ranking skip them.
+        # edition (Verdict.cover, Verdict.edition). Training and the ranking
+        # skip such labels and reviews. A pin still counts within its game.
         Verdict.objects.filter(listing_id=previous.pk, source=Verdict.SOURCE_CLASSIFIER).delete()
         summary.listings_to_predict_again += 1
         if old_cover_id is not None or edition_changed:
@@ -458,8 +459,9 @@ def _differs(listing: Listing, values: dict) -> bool:
 def _discard_declined(cover, kept_cover_id: int, summary: ImportSummary) -> None:
     """Remove an image that this import stored but declined to use, so it neither lingers nor counts as stored.
 
-    Only an image first stored by this import and shown by no listing is
-    removed: an image that an earlier row or import stored stays.
+    Only an image that this import stored first and that no listing shows is
+    removed. An image that an earlier import stored, or that an earlier row of
+    this import gave to a listing, stays.
     """
     if cover is None or cover.pk == kept_cover_id or cover.pk not in summary.stored_ids:
         return
@@ -469,8 +471,15 @@ def _discard_declined(cover, kept_cover_id: int, summary: ImportSummary) -> None
     summary.images_stored -= 1
     path = cover.path
     cover.delete()
-    # After the commit, so that a row rolled back still finds its file.
-    transaction.on_commit(lambda: delete_stored_file(path))
+    # After the commit, so that a row rolled back still finds its file. By
+    # then a later row may have stored the same image again under that path.
+    transaction.on_commit(lambda: _delete_unless_stored(path))
+
+
+def _delete_unless_stored(path: str) -> None:
+    """Delete an image store file unless a CoverImage row names it."""
+    if not CoverImage.objects.filter(path=path).exists():
+        delete_stored_file(path)
 
 
 def _keep_stored_cover(previous: Listing, row: FeedRow):
@@ -624,12 +633,9 @@ def _import_label_record(listing: Listing, record: dict) -> bool:
             return False
         record_review(listing, predicted, decision == Verdict.REVIEW_CONFIRMED)
     elif source == Verdict.SOURCE_MANUAL_PIN:
-        # A pin made before a re-import moved the listing to another game does not count there.
-        already = (
-            Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_PIN, quality="clean")
-            .filter(Q(edition__isnull=True) | Q(edition__game_id=listing.edition.game_id))
-            .exists()
-        )
+        # Already stored. Repeating it does not pin a listing that has moved
+        # to another game since, whose covers no one compared it with.
+        already = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_PIN, quality="clean").exists()
         if already:
             return True
         if pin_changed_by_staff(listing.edition.game_id):

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import Q
 
 from coverpick.catalogue.models import AuditEvent, Game, Listing, Verdict
 from coverpick.labels import LABEL_CLASSES, UNKNOWN, LabelError, tier_for, validate_label_set
@@ -109,6 +110,16 @@ def record_review(listing: Listing, predicted: str, confirmed: bool, user=None) 
     return verdict
 
 
+def _pin_rows_of(game_id: int) -> Q:
+    """Filter for the pin rows a new pin or an unpin of the game replaces.
+
+    These are the rows of the game's listings, and those written under one of
+    its editions for a listing that a re-import has moved to another game
+    since. Left in place, such a row would count again if the listing moved back.
+    """
+    return Q(listing__edition__game_id=game_id) | Q(edition__game_id=game_id)
+
+
 def pin_cover(listing: Listing, user=None, note: str = "") -> None:
     """Make a listing's cover the primary of its game.
 
@@ -120,7 +131,7 @@ def pin_cover(listing: Listing, user=None, note: str = "") -> None:
     with transaction.atomic():
         Game.objects.select_for_update().filter(pk=game_id).first()
         siblings = Listing.objects.filter(edition__game_id=game_id)
-        Verdict.objects.filter(listing__in=siblings, source=Verdict.SOURCE_MANUAL_PIN).delete()
+        Verdict.objects.filter(_pin_rows_of(game_id), source=Verdict.SOURCE_MANUAL_PIN).delete()
         rows = [
             Verdict(
                 listing_id=other_id,
@@ -153,9 +164,7 @@ def pin_changed_by_staff(game_id: int) -> bool:
 def unpin_game(game: Game, user=None) -> int:
     """Remove a game's pin and its demotion markers; return the number of rows removed."""
     with transaction.atomic():
-        deleted, _ = Verdict.objects.filter(
-            listing__edition__game=game, source=Verdict.SOURCE_MANUAL_PIN
-        ).delete()
+        deleted, _ = Verdict.objects.filter(_pin_rows_of(game.pk), source=Verdict.SOURCE_MANUAL_PIN).delete()
         AuditEvent.objects.create(action="unpin", user=user, game=game, detail={"rows_removed": deleted})
     logger.info("Unpinned game: game=%s by=%s", game.pk, getattr(user, "username", None) or "cli")
     return deleted

@@ -177,8 +177,8 @@ class Verdict(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # Staff rows only: the cover the listing showed, and the edition it was
     # filed under, when the row was written. When either has changed since,
-    # the row is outdated (see ``is_outdated``): it describes an earlier image,
-    # or a cover judged against another declared platform or game.
+    # the row is outdated (see ``is_outdated``). It then describes an earlier
+    # image, or a cover judged against another declared platform or game.
     cover = models.ForeignKey(CoverImage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     edition = models.ForeignKey(Edition, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

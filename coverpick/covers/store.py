@@ -48,7 +48,7 @@ def write_once(relative: str, data: bytes) -> None:
 
 
 def delete_stored_file(relative: str) -> None:
-    """Remove one file from the image store; a file already gone is not an error."""
+    """Remove one file from the image store. A file already gone is not an error."""
     try:
         absolute_path(relative).unlink()
     except FileNotFoundError:

@@ -152,8 +152,8 @@ class HeadSet:
             editions = self._edition_platform(features, edition_ids, rows, platform_raw, text_platform)
             platform = self.platform_stage2.probabilities(platform_stage2_inputs(platform_raw, phase1[rows], text_platform, *editions))
         if self.stage2 is None:
-            # fit_heads reads this path for the second stage's training inputs,
-            # which must stay the first stage's own outputs.
+            # Heads fitted on too few games have no second stage, so the first
+            # stage's outputs are the verdict.
             return quality_raw, platform
         comparisons = comparison_features(features, game_ids, edition_ids, self.similarity, stats)[rows]
         siblings_quality = self._game_quality(features, families, game_ids, prototypes, stats, rows, quality_raw)

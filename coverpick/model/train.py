@@ -235,13 +235,13 @@ def fit_mlp(x: np.ndarray, targets: np.ndarray, weights: np.ndarray, seed: int =
 INNER_FOLDS = 4
 
 
-def _fit_first_stage(data: TrainingData, subset: np.ndarray, seed: int) -> tuple[MLP, MLP, MLP, MLP]:
-    """Fit the quality, platform and two text heads on training-row indices ``subset``, with cap and weights."""
+def _fit_first_stage(data: TrainingData, subset: np.ndarray, seed: int, prototypes: np.ndarray) -> tuple[MLP, MLP, MLP, MLP]:
+    """Fit the quality, platform and two text heads on training-row indices ``subset``, with cap and weights.
+
+    ``prototypes`` are ``game_prototypes`` of the catalogue's features.
+    """
     arrays = data.catalogue
     kept = subset[cap_rows([data.label_sets[i] for i in subset], seed=seed)]
-    # A prototype is a mean per column, so dropping the text columns from it
-    # equals averaging the image columns, without copying all features.
-    prototypes = game_prototypes(arrays.features, arrays.game_ids, arrays.edition_ids)
     at = data.rows[kept]
     x_quality = quality_inputs(
         image_columns(arrays.features, at), [arrays.families[i] for i in at], image_columns(prototypes, at), arrays.stats[at]
@@ -267,11 +267,15 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     fitted on the others. With fewer games than that, no second stage is fitted.
     """
     subset = np.asarray(subset, dtype=np.int64)
-    quality, platform, text_quality, text_platform = _fit_first_stage(data, subset, seed)
+    arrays = data.catalogue
+    # One array as large as the features, shared by every fit below. A
+    # prototype is a mean per column, so dropping the text columns from it
+    # equals averaging the image columns, without copying all features.
+    prototypes = game_prototypes(arrays.features, arrays.game_ids, arrays.edition_ids)
+    quality, platform, text_quality, text_platform = _fit_first_stage(data, subset, seed, prototypes)
     games = data.game_ids[subset]
     if len(set(games.tolist())) < INNER_FOLDS:
         return HeadSet(quality, platform, None, text_quality=text_quality, text_platform=text_platform)
-    arrays = data.catalogue
     order = sorted(set(games.tolist()))
     random.Random(seed + 1).shuffle(order)
     fold_of = {game: i % INNER_FOLDS for i, game in enumerate(order)}
@@ -286,9 +290,10 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
     quality_by_listing = np.zeros((len(arrays.game_ids), len(LABEL_CLASSES)), dtype=np.float32)
     quality_oof = np.zeros((len(subset), len(LABEL_CLASSES)), dtype=np.float32)
     text_quality_oof = np.zeros_like(quality_oof)
-    prototypes = game_prototypes(arrays.features, arrays.game_ids, arrays.edition_ids)
     for fold in range(INNER_FOLDS):
-        inner_quality, inner_platform, inner_text_quality, inner_text_platform = _fit_first_stage(data, subset[folds != fold], seed)
+        inner_quality, inner_platform, inner_text_quality, inner_text_platform = _fit_first_stage(
+            data, subset[folds != fold], seed, prototypes
+        )
         listings = np.flatnonzero(listing_folds == fold)
         quality_by_listing[listings] = first_stage_quality(
             inner_quality, arrays.features, arrays.families, prototypes, arrays.stats, listings
@@ -299,6 +304,7 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         text_quality_oof[held] = inner_text_quality.probabilities(text_columns(arrays.features, held_rows), calibrated=False)
         platform_by_listing[listings] = inner_platform.probabilities(image_columns(arrays.features, listings), calibrated=False)
         text_platform_by_listing[listings] = inner_text_platform.probabilities(text_columns(arrays.features, listings), calibrated=False)
+    del prototypes
     at = data.rows[subset]
     similarity = fit_similarity_space(arrays.features, full_view_dim(arrays.features.shape[1]), rows=at)
     comparisons = comparison_features(arrays.features, arrays.game_ids, arrays.edition_ids, similarity, arrays.stats)[at]
