@@ -406,7 +406,10 @@ def test_import_reports_changed_pinned_image(tmp_path):
     summary = quiet_import(tmp_path)
 
     assert (summary.labels_outdated, summary.pins_outdated) == (0, 1)
-    assert any(line.startswith("Pinned listings whose image or platform changed in this import: 1.") for line in summary.lines())
+    lines = summary.lines()
+    header = next(index for index, line in enumerate(lines) if line.startswith("Pinned listings whose image or platform changed"))
+    assert lines[header].startswith("Pinned listings whose image or platform changed in this import: 1.")
+    assert lines[header + 1] == "  shop alpha, product id '1': game 'Alpha Game'"
 
 
 # An edition change: a re-import files the listing under another platform or game.
@@ -483,7 +486,10 @@ def test_pin_of_listing_moved_to_another_game(tmp_path):
     other = Listing.objects.get(product_id="2")
     assert moved.edition_id == other.edition_id
     assert (summary.pins_outdated, summary.pins_for_other_game) == (0, 1)
-    assert any(line.startswith("Pinned listings that this import moved to another game: 1.") for line in summary.lines())
+    lines = summary.lines()
+    header = next(index for index, line in enumerate(lines) if line.startswith("Pinned listings that this import moved"))
+    assert lines[header].startswith("Pinned listings that this import moved to another game: 1.")
+    assert lines[header + 1] == "  shop alpha, product id '1': pinned in game 'Alpha Game', now in game 'Beta Game'"
     assert not ranked(moved).is_pinned
 
     # A repeated pin row in the label file does not pin it among its new game's covers.

@@ -50,6 +50,14 @@ class ImageProblem(NamedTuple):
     reason: str
 
 
+class PinNote(NamedTuple):
+    """A pinned listing that an import changed, and the games concerned."""
+
+    shop: str
+    product_id: str
+    detail: str
+
+
 @dataclass
 class ImportSummary:
     feed_files_read: int = 0
@@ -69,14 +77,14 @@ class ImportSummary:
     # Stored listings whose cover or edition changed, so their classifier verdicts were removed
     # and the next sweep predicts them again.
     listings_to_predict_again: int = 0
-    # Counts over the listings whose image or edition this import changed,
-    # taken once the label file is read. The first counts outdated staff
-    # labels or reviews, which the labelling queue serves first. The second
-    # counts pins that still count, the third pins of listings that moved to
-    # another game, which no longer count.
+    # Over the listings whose image or edition this import changed, taken once
+    # the label file is read: how many have outdated staff labels or reviews
+    # (the labelling queue serves them first), the pinned ones whose pin still
+    # counts, and the pinned ones that moved to another game, whose pin no
+    # longer counts.
     labels_outdated: int = 0
-    pins_outdated: int = 0
-    pins_for_other_game: int = 0
+    outdated_pins: list[PinNote] = field(default_factory=list)
+    moved_pins: list[PinNote] = field(default_factory=list)
     changed_ids: set[int] = field(default_factory=set, repr=False)
     # The CoverImage rows this import created, so that one it declines can be removed again.
     stored_ids: set[int] = field(default_factory=set, repr=False)
@@ -86,6 +94,14 @@ class ImportSummary:
     listings_withdrawn: int = 0
     label_lines_refused: int = 0
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def pins_outdated(self) -> int:
+        return len(self.outdated_pins)
+
+    @property
+    def pins_for_other_game(self) -> int:
+        return len(self.moved_pins)
 
     @property
     def listings(self) -> int:
@@ -112,16 +128,19 @@ class ImportSummary:
                 f"Pinned listings whose image or platform changed in this import: {self.pins_outdated}. Their pins still "
                 "choose the primary cover. Check them on their game pages, then pin again or unpin."
             )
+            lines.extend(_problem_lines(self.outdated_pins))
         if self.pins_for_other_game:
             lines.append(
                 f"Pinned listings that this import moved to another game: {self.pins_for_other_game}. Their pins no "
                 "longer count. Choose the primary cover of each game affected again on its game page."
             )
+            lines.extend(_problem_lines(self.moved_pins))
         if self.covers_kept:
             kept_count = len(self.covers_kept)
+            plural = kept_count != 1
             lines.append(
-                f"Kept the stored cover for {kept_count} listing{'s' if kept_count != 1 else ''} whose image could not "
-                "be read this time. The next import replaces it once the image can be read."
+                f"Kept the stored cover for {kept_count} listing{'s' if plural else ''} whose image could not "
+                f"be read this time. The next import replaces {'them' if plural else 'it'} once the image can be read."
             )
             lines.extend(_problem_lines(self.covers_kept))
         lines.append(
@@ -131,11 +150,11 @@ class ImportSummary:
         return lines
 
 
-def _problem_lines(problems: list[ImageProblem]) -> list[str]:
-    """Return one indented line per problem, at most IMAGE_PROBLEMS_SHOWN, then an "and N more" line."""
+def _problem_lines(problems: list[ImageProblem] | list[PinNote]) -> list[str]:
+    """Return one indented line per listing, at most IMAGE_PROBLEMS_SHOWN, then an "and N more" line."""
     lines = []
-    for problem in problems[:IMAGE_PROBLEMS_SHOWN]:
-        lines.append(f"  shop {problem.shop}, product id {problem.product_id!r}: {problem.reason}")
+    for shop, product_id, text in problems[:IMAGE_PROBLEMS_SHOWN]:
+        lines.append(f"  shop {shop}, product id {product_id!r}: {text}")
     hidden = len(problems) - IMAGE_PROBLEMS_SHOWN
     if hidden > 0:
         lines.append(f"  and {hidden} more")
@@ -182,18 +201,19 @@ def _count_outdated_rows(summary: ImportSummary) -> None:
     """
     ids = sorted(summary.changed_ids)
     labelled: set[int] = set()
-    pinned: set[int] = set()
-    moved: set[int] = set()
     for start in range(0, len(ids), ID_BATCH):
         batch = ids[start : start + ID_BATCH]
         labelled.update(listings_to_relabel(batch))
-        pins = Verdict.objects.filter(for_outdated(), listing_id__in=batch, source=Verdict.SOURCE_MANUAL_PIN, quality="clean")
+        pins = Verdict.objects.filter(
+            for_outdated(), listing_id__in=batch, source=Verdict.SOURCE_MANUAL_PIN, quality="clean"
+        ).order_by("listing__shop__code", "listing__product_id")
         other_game = Q(edition__isnull=False) & ~Q(edition__game=F("listing__edition__game"))
-        pinned.update(pins.exclude(other_game).values_list("listing_id", flat=True))
-        moved.update(pins.filter(other_game).values_list("listing_id", flat=True))
+        fields = ("listing__shop__code", "listing__product_id", "listing__edition__game__title", "edition__game__title")
+        for shop, product_id, game, _pinned_in in pins.exclude(other_game).values_list(*fields):
+            summary.outdated_pins.append(PinNote(shop, product_id, f"game {game!r}"))
+        for shop, product_id, game, pinned_in in pins.filter(other_game).values_list(*fields):
+            summary.moved_pins.append(PinNote(shop, product_id, f"pinned in game {pinned_in!r}, now in game {game!r}"))
     summary.labels_outdated = len(labelled)
-    summary.pins_outdated = len(pinned)
-    summary.pins_for_other_game = len(moved)
 
 
 def _feeds_folder(catalogue_dir: Path) -> Path:
