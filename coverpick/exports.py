@@ -20,7 +20,7 @@ def verdict_records() -> Iterator[dict]:
         listing_id: labels
         for listing_id, labels in Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", "labels")
     }
-    staff_rows = Verdict.objects.filter(source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW))
+    staff_rows = Verdict.objects.filter(source__in=Verdict.JUDGEMENT_SOURCES)
     earlier_image = set(staff_rows.filter(for_earlier_image()).values_list("listing_id", flat=True))
     earlier_edition = set(staff_rows.filter(for_earlier_edition()).values_list("listing_id", flat=True))
     listings = annotate_ranking(Listing.objects.select_related("shop", "edition__game", "cover"))

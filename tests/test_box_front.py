@@ -101,7 +101,7 @@ def test_stage2_reads_box_front_last():
     np.testing.assert_array_equal(x[:, -N_BOX_FRONT:], box_front)
 
 
-def test_heads_read_the_siblings_of_the_covers_asked_for():
+def test_predict_one_cover_matches_all():
     from coverpick.model.heads import HeadSet
     from coverpick.model.inputs import fit_similarity_space, full_view_dim, platform_stage2_layout, quality_layout
     from coverpick.vision.profile import PROFILE_DIM

@@ -320,8 +320,8 @@ def test_declined_image_shown_elsewhere_stays_stored(tmp_path, django_capture_on
 
     (kept,) = summary.covers_kept
     assert "truncated" in kept.reason
-    shown = Listing.objects.select_related("cover").get(product_id="3").cover
-    assert absolute_path(shown.path).is_file()
+    new_listing_cover = Listing.objects.select_related("cover").get(product_id="3").cover
+    assert absolute_path(new_listing_cover.path).is_file()
     assert summary.images_stored == (1 if shown_by == "an earlier row" else 0)
 
 

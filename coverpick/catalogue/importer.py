@@ -18,13 +18,22 @@ from pathlib import Path
 from typing import NamedTuple
 
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from coverpick import conf
 from coverpick.catalogue.feeds import FEED_EXTENSIONS, FeedFormatError, FeedProblem, FeedRow, iter_feed_files, read_feed
 from coverpick.catalogue.manual import IMPORT_NOTE, pin_changed_by_staff, pin_cover, record_review, set_labels
-from coverpick.catalogue.models import CoverImage, Edition, Game, Listing, Shop, Verdict, for_outdated, listings_to_relabel
+from coverpick.catalogue.models import (
+    CoverImage,
+    Edition,
+    Game,
+    Listing,
+    Shop,
+    Verdict,
+    for_other_game,
+    for_outdated,
+    listings_to_relabel,
+)
 from coverpick.catalogue.normalise import game_key, is_iso_currency, platform_family
 from coverpick.covers.fetch import FetchError, fetch_image
 from coverpick.covers.store import CoverSourceError, check_pixels, delete_stored_file, load_reference, store_image_created
@@ -78,10 +87,10 @@ class ImportSummary:
     # and the next sweep predicts them again.
     listings_to_predict_again: int = 0
     # Over the listings whose image or edition this import changed, taken once
-    # the label file is read: how many have outdated staff labels or reviews
-    # (the labelling queue serves them first), the pinned ones whose pin still
-    # counts, and the pinned ones that moved to another game, whose pin no
-    # longer counts.
+    # the label file is read. labels_outdated counts those with outdated staff
+    # labels or reviews, which the labelling queue serves first. outdated_pins
+    # lists the pinned ones whose pin still counts, and moved_pins those moved
+    # to another game, whose pin no longer counts.
     labels_outdated: int = 0
     outdated_pins: list[PinNote] = field(default_factory=list)
     moved_pins: list[PinNote] = field(default_factory=list)
@@ -194,24 +203,23 @@ def import_catalogue(
 
 
 def _count_outdated_rows(summary: ImportSummary) -> None:
-    """Count the changed listings that the labelling queue now serves first, and the pinned ones.
+    """Count the changed listings that the labelling queue now serves first, and list the pinned ones.
 
     Counted after the label file, because a changed label row there is written
     for the new image and edition.
     """
     ids = sorted(summary.changed_ids)
     labelled: set[int] = set()
+    fields = ("listing__shop__code", "listing__product_id", "listing__edition__game__title", "edition__game__title")
     for start in range(0, len(ids), ID_BATCH):
         batch = ids[start : start + ID_BATCH]
         labelled.update(listings_to_relabel(batch))
         pins = Verdict.objects.filter(
             for_outdated(), listing_id__in=batch, source=Verdict.SOURCE_MANUAL_PIN, quality="clean"
         ).order_by("listing__shop__code", "listing__product_id")
-        other_game = Q(edition__isnull=False) & ~Q(edition__game=F("listing__edition__game"))
-        fields = ("listing__shop__code", "listing__product_id", "listing__edition__game__title", "edition__game__title")
-        for shop, product_id, game, _pinned_in in pins.exclude(other_game).values_list(*fields):
+        for shop, product_id, game, _pinned_in in pins.exclude(for_other_game()).values_list(*fields):
             summary.outdated_pins.append(PinNote(shop, product_id, f"game {game!r}"))
-        for shop, product_id, game, pinned_in in pins.filter(other_game).values_list(*fields):
+        for shop, product_id, game, pinned_in in pins.filter(for_other_game()).values_list(*fields):
             summary.moved_pins.append(PinNote(shop, product_id, f"pinned in game {pinned_in!r}, now in game {game!r}"))
     summary.labels_outdated = len(labelled)
 

@@ -151,6 +151,8 @@ class Verdict(models.Model):
     SOURCE_REVIEW = "review"
     SOURCE_MANUAL_PIN = "manual-pin"
     MANUAL_SOURCES = (SOURCE_MANUAL_TRAIN, SOURCE_REVIEW, SOURCE_MANUAL_PIN)
+    # Staff rows that judge the cover itself, which an image or edition change outdates.
+    JUDGEMENT_SOURCES = (SOURCE_MANUAL_TRAIN, SOURCE_REVIEW)
     SOURCE_CHOICES = [(s, s) for s in (SOURCE_CLASSIFIER, *MANUAL_SOURCES)]
 
     REVIEW_CONFIRMED = "confirmed"
@@ -244,6 +246,11 @@ def for_earlier_edition() -> Q:
     return Q(edition__isnull=False) & ~Q(edition=F("listing__edition"))
 
 
+def for_other_game() -> Q:
+    """Filter for Verdict rows written under an edition of another game than their listing's now."""
+    return Q(edition__isnull=False) & ~Q(edition__game=F("listing__edition__game"))
+
+
 def for_outdated() -> Q:
     """Filter for staff rows that describe an earlier image or edition of their listing (``Verdict.is_outdated``).
 
@@ -267,7 +274,7 @@ def listings_to_relabel(listing_ids=None):
     ).exclude(for_earlier_edition())
     rows = Verdict.objects.filter(
         for_outdated(),
-        source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW),
+        source__in=Verdict.JUDGEMENT_SOURCES,
         listing__cover__isnull=False,
         listing__cover__decode_error__isnull=True,
     ).exclude(models.Exists(current_label))

@@ -58,9 +58,7 @@ def _item_context(listing: Listing, queue: list, session) -> dict:
         .order_by("edition__platform", "shop__preference", "pk")
     )
     existing = labelling.current_labels(listing)
-    outdated_rows = Verdict.objects.filter(
-        for_outdated(), listing=listing, source__in=(Verdict.SOURCE_MANUAL_TRAIN, Verdict.SOURCE_REVIEW)
-    )
+    outdated_rows = Verdict.objects.filter(for_outdated(), listing=listing, source__in=Verdict.JUDGEMENT_SOURCES)
     outdated_labels = outdated_rows.filter(source=Verdict.SOURCE_MANUAL_TRAIN).exists()
     outdated_reviews = [
         f"{predicted} {decision}"
