@@ -502,6 +502,38 @@ def test_pin_of_listing_moved_to_another_game(tmp_path):
     assert Verdict.objects.get(listing=other, source=Verdict.SOURCE_MANUAL_PIN).quality == "unknown"
 
 
+def test_games_of_moved_listing_ranked_again(tmp_path, client):
+    from django.core.management import call_command
+
+    from coverpick.catalogue.models import Game
+    from coverpick.ranking import compute_primaries
+
+    first_import(tmp_path, "")
+    compute_primaries()
+    moved = Listing.objects.get(product_id="1")
+    alpha = Game.objects.get(title="Alpha Game")
+    assert alpha.primary_listing_id == moved.pk
+    assert "Alpha Game" in client.get("/").content.decode()
+
+    write_platform_and_title(tmp_path, "PS4", "Beta Game")
+    summary = quiet_import(tmp_path)
+
+    # Alpha Game no longer shows the cover of a listing that is now Beta Game's.
+    alpha.refresh_from_db()
+    assert (alpha.primary_listing_id, alpha.primary_tier) == (None, None)
+    beta = Game.objects.get(title="Beta Game")
+    assert beta.primary_listing_id in set(Listing.objects.values_list("pk", flat=True))
+    assert summary.games_ranked == 2
+    assert "Games whose listings moved to another game, primary cover chosen again: 2" in summary.lines()
+    page = client.get("/").content.decode()
+    assert "Alpha Game" not in page
+    assert "Beta Game" in page
+    output = io.StringIO()
+    call_command("rank", stdout=output)
+    assert "no listings: 1" in output.getvalue()
+    assert "None" not in output.getvalue()
+
+
 @pytest.mark.parametrize("while_away", ["pin another cover", "unpin"])
 def test_pin_left_behind_is_replaced(tmp_path, while_away):
     first_import(tmp_path, "")

@@ -313,9 +313,10 @@ def test_reimport_keeps_newer_staff_labels_and_pins(catalogue, staff_client, sta
     assert pinned_listing_ids(unpinned_game) == []
     assert manual_labels(changed_in_file) == ["wrong_game"]
     assert summary.labels_kept == 3
-    assert summary.labels_imported == len(rows) - 3
+    assert summary.labels_imported == 1
+    assert summary.labels_unchanged == len(rows) - 4
     assert summary.label_lines_refused == 0
-    assert f"Label rows imported: {len(rows) - 3}, kept newer staff labels: 3, refused: 0" in summary.lines()
+    assert f"Label rows imported: 1, already stored: {len(rows) - 4}, kept newer staff labels: 3, refused: 0" in summary.lines()
 
 
 @pytest.mark.slow
@@ -327,7 +328,8 @@ def test_reimport_follows_file_without_staff_work(catalogue):
 
     summary = run_import(catalogue)
 
-    assert summary.labels_imported == first.labels_imported
+    assert summary.labels_imported == 0
+    assert summary.labels_unchanged == first.labels_imported
     assert summary.labels_kept == 0
     assert dict(Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", "labels")) == labels_before
 

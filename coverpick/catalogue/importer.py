@@ -38,6 +38,7 @@ from coverpick.catalogue.normalise import game_key, is_iso_currency, platform_fa
 from coverpick.covers.fetch import FetchError, fetch_image
 from coverpick.covers.store import CoverSourceError, check_pixels, delete_stored_file, load_reference, store_image_created
 from coverpick.labels import LabelError, validate_label_set
+from coverpick.ranking import compute_primaries
 
 # Listings marked out of stock per UPDATE, under SQLite's limit on query parameters.
 WITHDRAW_BATCH = 500
@@ -97,7 +98,14 @@ class ImportSummary:
     changed_ids: set[int] = field(default_factory=set, repr=False)
     # The CoverImage rows this import created, so that one it declines can be removed again.
     stored_ids: set[int] = field(default_factory=set, repr=False)
+    # Editions that a listing left or joined in this import. Their games' stored
+    # primary covers are computed again at the end, because a listing that
+    # moved away may be the one a game still shows.
+    moved_edition_ids: set[int] = field(default_factory=set, repr=False)
+    games_ranked: int = 0
     labels_imported: int = 0
+    # Label rows that matched what was stored, so nothing was written.
+    labels_unchanged: int = 0
     # Label rows not applied because a staff member changed that label, review or pin after the import last wrote it.
     labels_kept: int = 0
     listings_withdrawn: int = 0
@@ -152,9 +160,11 @@ class ImportSummary:
                 f"be read this time. The next import replaces {'them' if plural else 'it'} once the image can be read."
             )
             lines.extend(_problem_lines(self.covers_kept))
+        if self.games_ranked:
+            lines.append(f"Games whose listings moved to another game, primary cover chosen again: {self.games_ranked}")
         lines.append(
-            f"Label rows imported: {self.labels_imported}, kept newer staff labels: {self.labels_kept}, "
-            f"refused: {self.label_lines_refused}"
+            f"Label rows imported: {self.labels_imported}, already stored: {self.labels_unchanged}, "
+            f"kept newer staff labels: {self.labels_kept}, refused: {self.label_lines_refused}"
         )
         return lines
 
@@ -199,7 +209,25 @@ def import_catalogue(
     if with_labels and labels_path.is_file():
         import_labels(labels_path, summary, report)
     _count_outdated_rows(summary)
+    _rank_games_of_moved_listings(summary)
     return summary
+
+
+def _rank_games_of_moved_listings(summary: ImportSummary) -> None:
+    """Choose the primary cover again for the games that a listing left or joined in this import.
+
+    Until then, a game could still show the cover of a listing that now
+    belongs to another game, and a game left with no listings would keep it.
+    Other games keep their stored primary until the next ``coverpick rank`` or
+    tick, which also reads the verdicts of the next sweep.
+    """
+    ids = sorted(summary.moved_edition_ids)
+    game_ids: set[int] = set()
+    for start in range(0, len(ids), ID_BATCH):
+        game_ids.update(Edition.objects.filter(pk__in=ids[start : start + ID_BATCH]).values_list("game_id", flat=True))
+    ordered = sorted(game_ids)
+    for start in range(0, len(ordered), ID_BATCH):
+        summary.games_ranked += compute_primaries(Game.objects.filter(pk__in=ordered[start : start + ID_BATCH]))
 
 
 def _count_outdated_rows(summary: ImportSummary) -> None:
@@ -389,7 +417,7 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     family, platform_code = platform_family(row.platform_raw)
     game, _ = Game.objects.get_or_create(key=key, defaults={"title": _display_title(row.title)})
     edition, _ = Edition.objects.get_or_create(game=game, platform=platform_code, defaults={"family": family})
-    previous = Listing.objects.filter(shop=shop, product_id=row.product_id).select_related("cover").first()
+    previous = Listing.objects.filter(shop=shop, product_id=row.product_id).select_related("cover", "edition").first()
     cover, cover_error, validators = _store_cover(row, catalogue_dir, summary, previous)
     # An image that cannot be read or fetched now (a server down, a folder not
     # mounted) must not erase the cover an earlier import stored, and one that
@@ -435,6 +463,8 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     image_changed = previous is not None and old_cover_id != new_cover_id
     edition_changed = previous is not None and previous.edition_id != edition.pk
     replaced = image_changed or edition_changed
+    if edition_changed and previous.edition.game_id != edition.game_id:
+        summary.moved_edition_ids.update((previous.edition_id, edition.pk))
     if previous is None:
         Listing.objects.create(shop=shop, product_id=row.product_id, **values)
         summary.listings_created += 1
@@ -597,13 +627,15 @@ def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -
                 if key not in listings:
                     raise ValueError(f"no listing for shop {key[0]!r} and product id {key[1]!r}; import its feed first")
                 listing = Listing.objects.select_related("edition").get(pk=listings[key])
-                applied = _import_label_record(listing, record)
+                outcome = _import_label_record(listing, record)
             except (ValueError, LabelError) as exc:
                 summary.label_lines_refused += 1
                 report(f"{where}: {_and_skipped(exc, 'line')}")
                 continue
-            if applied:
+            if outcome == LABEL_WRITTEN:
                 summary.labels_imported += 1
+            elif outcome == LABEL_ALREADY_STORED:
+                summary.labels_unchanged += 1
             else:
                 summary.labels_kept += 1
                 logger.info("%s: kept the newer staff %s of listing %s", where, record.get("source"), listing.pk)
@@ -625,12 +657,18 @@ def _parse_label_line(line: str) -> object:
         raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
 
 
-def _import_label_record(listing: Listing, record: dict) -> bool:
-    """Write one label row; return False when newer staff work kept it from being written.
+# What _import_label_record did with a row of the label file.
+LABEL_WRITTEN = "written"
+LABEL_ALREADY_STORED = "already stored"
+LABEL_KEPT_STAFF = "kept newer staff work"
+
+
+def _import_label_record(listing: Listing, record: dict) -> str:
+    """Write one label row and return LABEL_WRITTEN, LABEL_ALREADY_STORED or LABEL_KEPT_STAFF.
 
     Staff work is a manual row stored with a user, because the web pages always
-    pass the signed-in staff member and the import passes none. A staff row that
-    already matches the file row counts as imported.
+    pass the signed-in staff member and the import passes none. A row already
+    stored, by staff or by an earlier import, is LABEL_ALREADY_STORED.
 
     NOTE: deleting a staff account sets the user of its rows to null, so the
     next import treats those rows as its own and may overwrite them.
@@ -645,9 +683,9 @@ def _import_label_record(listing: Listing, record: dict) -> bool:
         if stored is not None and stored.labels == checked:
             # Already stored. Repeating it does not make it a label of the
             # listing's new image when the image has changed since.
-            return True
+            return LABEL_ALREADY_STORED
         if stored is not None and stored.user_id is not None:
-            return False
+            return LABEL_KEPT_STAFF
         set_labels(listing, checked, note=IMPORT_NOTE)
     elif source == Verdict.SOURCE_REVIEW:
         decision = record.get("verdict")
@@ -656,21 +694,21 @@ def _import_label_record(listing: Listing, record: dict) -> bool:
         predicted = str(record.get("predicted"))
         stored = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_REVIEW, review_predicted=predicted).first()
         if stored is not None and stored.review_verdict == decision:
-            return True
+            return LABEL_ALREADY_STORED
         if stored is not None and stored.user_id is not None:
-            return False
+            return LABEL_KEPT_STAFF
         record_review(listing, predicted, decision == Verdict.REVIEW_CONFIRMED)
     elif source == Verdict.SOURCE_MANUAL_PIN:
         # Already stored. Repeating it does not pin a listing that has moved
         # to another game since, whose covers no one compared it with.
         already = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_PIN, quality="clean").exists()
         if already:
-            return True
+            return LABEL_ALREADY_STORED
         if pin_changed_by_staff(listing.edition.game_id):
-            return False
+            return LABEL_KEPT_STAFF
         pin_cover(listing, note=IMPORT_NOTE)
     elif source is None:
         raise ValueError("missing 'source' field; expected manual-train, review or manual-pin")
     else:
         raise ValueError(f"unknown source {source!r}; expected manual-train, review or manual-pin")
-    return True
+    return LABEL_WRITTEN

@@ -6,7 +6,7 @@ import logging
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
@@ -29,10 +29,15 @@ MAX_SEARCH_LENGTH = 200
 # Searches are not cached: their query strings are unbounded.
 @anonymous_page_cache(query_pattern=r"page=[0-9]{1,6}")
 def game_list(request):
-    """List games, optionally filtered by a title search, one page at a time."""
+    """List the games that have listings, optionally filtered by a title search, one page at a time."""
     query = request.GET.get("q", "").strip()[:MAX_SEARCH_LENGTH]
-    games = Game.objects.select_related("primary_listing__cover").prefetch_related(
-        Prefetch("editions", queryset=Edition.objects.order_by("platform"))
+    # A game whose listings all moved to other games stays stored, with its
+    # pins and labels, but has no cover or price to show.
+    listed = Exists(Listing.objects.filter(edition__game=OuterRef("pk")))
+    games = (
+        Game.objects.filter(listed)
+        .select_related("primary_listing__cover")
+        .prefetch_related(Prefetch("editions", queryset=Edition.objects.order_by("platform")))
     )
     if query:
         games = games.filter(title__icontains=query)
