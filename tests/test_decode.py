@@ -341,8 +341,15 @@ def test_truncated_jpeg_not_loaded_partially():
     from PIL import ImageFile
 
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
-    with pytest.raises(ImageDecodeError, match="image is truncated"):
+    with pytest.raises(ImageDecodeError) as raised:
         decode_rgba(hostile_bytes("truncated_jpeg.jpg"))
+    assert str(raised.value) == "image is truncated: the JPEG file ends before all its pixel data"
+
+
+def test_truncated_png_named():
+    with pytest.raises(ImageDecodeError) as raised:
+        decode_rgba(hostile_bytes("truncated_image.png"))
+    assert str(raised.value) == "image is truncated: the PNG file ends before all its pixel data"
 
 
 def test_draft_decodes_large_jpeg_reduced(tmp_path):

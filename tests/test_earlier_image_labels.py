@@ -92,6 +92,28 @@ def test_pin_wins_after_image_change():
     assert ranked(pinned).tier < ranked(other).tier
 
 
+def test_game_page_flags_pin_of_earlier_image(staff_client, client):
+    game, (edition,) = make_game()
+    listing, other = make_listing(edition), make_listing(edition)
+    pin_cover(listing)
+    assert 'id="pin-note"' not in staff_client.get(f"/games/{game.pk}/").content.decode()
+
+    give_new_image(listing)
+
+    page = staff_client.get(f"/games/{game.pk}/").content.decode()
+    assert "The listing&#x27;s image has changed since it was pinned." in page
+    assert f'data-listing="{listing.pk}">Pin again</button>' in page
+    assert f'data-listing="{other.pk}">Make primary</button>' in page
+    assert 'id="pin-note"' not in client.get(f"/games/{game.pk}/").content.decode()
+
+    staff_client.post(f"/games/{game.pk}/pin/", {"listing": listing.pk})
+
+    page = staff_client.get(f"/games/{game.pk}/").content.decode()
+    assert 'id="pin-note"' not in page
+    assert "Pin again" not in page
+    assert f'data-listing="{listing.pk}">Make primary' not in page
+
+
 def test_queue_serves_earlier_image_first(relabelled_game):
     listing, version, edition = relabelled_game["listing"], relabelled_game["version"], relabelled_game["edition"]
     unsure = make_listing(edition)

@@ -71,9 +71,16 @@ def test_game_list_shows_primary_thumbnail(client, ranked_game):
     assert f"/covers/{primary_cover.sha256}/" in body
 
 
+def listed_game(title: str):
+    """Make a game with one listing: the game list leaves out games without listings."""
+    game, (edition,) = make_game(title)
+    make_listing(edition)
+    return game
+
+
 def test_game_list_search_filters_titles(client):
-    make_game("Zelda Adventure")
-    make_game("Mario Kart")
+    listed_game("Zelda Adventure")
+    listed_game("Mario Kart")
     body = client.get("/", {"q": "zeld"}).content.decode()
     assert "Zelda Adventure" in body
     assert "Mario Kart" not in body
@@ -81,7 +88,7 @@ def test_game_list_search_filters_titles(client):
 
 def test_game_list_pages(client):
     for index in range(30):
-        make_game(f"Paged {index:02d}")
+        listed_game(f"Paged {index:02d}")
     first = client.get("/").content.decode()
     second = client.get("/", {"page": 2}).content.decode()
     assert "Page 1 of 2" in first
@@ -90,8 +97,17 @@ def test_game_list_pages(client):
     assert second.count('class="game-card"') == 6
 
 
+def test_game_list_leaves_out_games_without_listings(client):
+    listed_game("Listed Game")
+    make_game("Unlisted Game")
+    body = client.get("/").content.decode()
+    assert "Listed Game" in body
+    assert "Unlisted Game" not in body
+    assert "1 game" in body
+
+
 def test_game_list_bad_page_number_shows_last_page(client):
-    make_game("Only One")
+    listed_game("Only One")
     response = client.get("/", {"page": "999"})
     assert response.status_code == 200
     assert "Only One" in response.content.decode()

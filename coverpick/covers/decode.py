@@ -285,7 +285,10 @@ def _describe_pillow_error(fmt: str, error: BaseException) -> str:
     if isinstance(error, MemoryError):
         return f"not enough memory to decode this {fmt} image"
     if "truncated" in lowered or isinstance(error, EOFError):
-        return f"image is truncated: {detail}"
+        # Pillow's own wording ("image file is truncated (8 bytes not
+        # processed)") repeats the word and counts bytes of its last buffer,
+        # not the bytes missing.
+        return f"image is truncated: the {fmt} file ends before all its pixel data"
     if "max_text_chunk" in lowered or "max_text_memory" in lowered:
         return f"PNG text chunk is too large after decompression (a decompression bomb): {detail}"
     return f"{fmt} data is corrupt or unsupported: {detail}"

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from coverpick.catalogue.manual import pin_cover, unpin_game
-from coverpick.catalogue.models import Edition, Game, Listing
+from coverpick.catalogue.models import Edition, Game, Listing, Verdict
 from coverpick.ranking import compute_primaries, ranked_covers
 from coverpick.web.access import is_staff, staff_required
 from coverpick.web.explain import annotate_platforms, describe_candidates, pixel_size
@@ -47,10 +47,33 @@ def game_list(request):
     return render(request, "web/game_list.html", {"page": page, "rows": rows, "query": query})
 
 
+def outdated_pin_note(listing: Listing) -> str:
+    """Say what changed since the pinned ``listing`` was pinned, or return "" when nothing did.
+
+    The pin still chooses the primary cover (see coverpick.ranking), so staff
+    are asked to look at the cover again.
+    """
+    row = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_PIN, quality="clean").first()
+    if row is None:
+        return ""
+    image, edition = row.describes_earlier_image(listing), row.describes_earlier_edition(listing)
+    if image and edition:
+        change = "The listing's image and its platform have changed"
+    elif image:
+        change = "The listing's image has changed"
+    elif edition:
+        change = "The listing's platform has changed"
+    else:
+        return ""
+    return f"{change} since it was pinned. The pin still chooses this cover: check it, then pin it again or remove the pin."
+
+
 def _game_context(request, game: Game) -> dict:
     ranked = list(annotate_platforms(ranked_covers(game)))
     candidates = describe_candidates(ranked)
     primary = next((c for c in candidates if c.listing.pk == game.primary_listing_id), None)
+    pinned = next((listing for listing in ranked if listing.is_pinned), None)
+    can_pick = is_staff(request.user)
     return {
         "game": game,
         "platforms": sorted({listing.edition.platform for listing in ranked}),
@@ -58,8 +81,10 @@ def _game_context(request, game: Game) -> dict:
         "primary_size": pixel_size(primary.listing.cover) if primary else "",
         "candidates": candidates,
         "prices": best_prices(ranked),
-        "is_pinned": any(listing.is_pinned for listing in ranked),
-        "can_pick": is_staff(request.user),
+        "is_pinned": pinned is not None,
+        # Staff only: the public page is cached and says nothing about pins' history.
+        "pin_note": outdated_pin_note(pinned) if can_pick and pinned is not None else "",
+        "can_pick": can_pick,
     }
 
 
