@@ -117,8 +117,8 @@ def probe_backbone(args) -> dict:
 
 
 def feature_cache_roots(precision: str) -> list[Path]:
-    """Return the cache folders the sweep fills for each cover: every view's features at ``precision``, the text, the spine text and the strip profiles."""
-    from coverpick.model.featurize import cache_for, profile_cache, spine_cache, text_cache
+    """Return the cache folders the sweep fills for each cover: every view's features at ``precision``, the text, the spine and corner text and the strip profiles."""
+    from coverpick.model.featurize import cache_for, corner_cache, profile_cache, spine_cache, text_cache
     from coverpick.vision.extract import FeatureCache
     from coverpick.vision.presets import VIEWS
 
@@ -128,6 +128,7 @@ def feature_cache_roots(precision: str) -> list[Path]:
         roots.append(FeatureCache(cache.backbone_id, precision=precision).root)
     roots.append(text_cache().root)
     roots.append(spine_cache().root)
+    roots.append(corner_cache().root)
     roots.append(profile_cache().root)
     return roots
 

@@ -28,6 +28,26 @@ def test_clean_recall_at_picks_lowest_passing_threshold():
     assert result["defects_called_clean"] == pytest.approx(0.05)
     # Two of the four clean listings reach 0.70; the 3d_render verdict never counts as called clean.
     assert result["recall"] == pytest.approx(0.5)
+    # The clean cover with a key-card notice is called unknown, not gkc, so it does not count either.
+    assert result["recall_with_notices"] == pytest.approx(0.5)
+
+
+def test_clean_recall_with_notices_counts_the_notice_verdict():
+    records = [
+        scored(["clean"], "clean", 0.90),
+        scored(["clean", "ciab"], "ciab", 0.10),
+        scored(["clean", "gkc"], "ciab", 0.10),
+        scored(["clean"], "gkc", 0.10),
+        scored(["ciab"], "ciab", 0.05),
+        scored(["margins"], "margins", 0.05),
+    ]
+
+    result = clean_recall_at(records, defect_share=0.0)
+
+    assert result["recall"] == pytest.approx(0.25)
+    # Only the ciab verdict on the clean cover that carries a code-in-a-box notice is added.
+    assert result["recall_with_notices"] == pytest.approx(0.5)
+    assert result["defects_called_clean"] == 0.0
 
 
 def test_clean_recall_at_counts_unknown_as_clean_argmax():

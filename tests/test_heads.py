@@ -25,7 +25,7 @@ from coverpick.model.inputs import (
 )
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_DIM, PROFILE_VERSION
-from coverpick.vision.text import TEXT_DIM, TEXT_VERSION
+from coverpick.vision.text import TEXT_DIM, TEXT_READINGS, TEXT_VERSION
 
 
 def one_hot_probs(index: int, size: int, peak: float) -> np.ndarray:
@@ -97,6 +97,7 @@ def valid_meta(dim=8 + TEXT_DIM):
         "views": [view_id(view) for view in VIEWS],
         "strip_profile": PROFILE_VERSION,
         "cover_text": TEXT_VERSION,
+        "text_readings": list(TEXT_READINGS),
         "stage2_layout": json.loads(json.dumps(stage2_layout())),
         "platform_stage2_layout": json.loads(json.dumps(platform_stage2_layout())),
         "classes": list(LABEL_CLASSES),

@@ -30,7 +30,7 @@ from coverpick.vision import extract
 from coverpick.vision.extract import BackboneExportError
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
-from coverpick.vision.text import TEXT_DIM, TEXT_VERSION
+from coverpick.vision.text import TEXT_DIM, TEXT_READINGS, TEXT_VERSION
 
 torch = pytest.importorskip("torch", reason="save_checkpoint writes heads.pt with torch (pip install 'coverpick[train]')")
 
@@ -77,6 +77,7 @@ def checkpoint_meta(version: str) -> dict:
         "views": [view_id(view) for view in VIEWS],
         "strip_profile": PROFILE_VERSION,
         "cover_text": TEXT_VERSION,
+        "text_readings": list(TEXT_READINGS),
         "feature_dim": FEATURE_DIM,
         "classes": list(LABEL_CLASSES),
         "platform_families": list(PLATFORM_FAMILIES),
@@ -195,6 +196,7 @@ def test_load_heads_rejects_pickled_npz(checkpoints, tmp_path):
         ({"backbone": "mobilenet_v3_small"}, "backbone 'mobilenet_v3_small' differs"),
         ({"views": ["full"]}, "backbone views"),
         ({"cover_text": "cover-text-v0"}, "cover text 'cover-text-v0' differs"),
+        ({"text_readings": ["cover-text-v1", "cover-spine-v1"]}, "cover text readings ['cover-text-v1', 'cover-spine-v1'] differ"),
         ({"quality_layout": quality_layout(FEATURE_DIM + 1)}, "quality input layout"),
         ({"layout_version": LAYOUT_VERSION - 1}, "quality input layout"),
         ({"platform_layout": platform_layout(FEATURE_DIM + 1)}, "platform input layout"),

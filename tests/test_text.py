@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from coverpick.catalogue.models import CoverImage
 from coverpick.covers.store import store_image
-from coverpick.model.featurize import featurize, load_texts, spine_cache, text_cache
+from coverpick.model.featurize import corner_cache, featurize, load_texts, spine_cache, text_cache
 from coverpick.vision.text import TEXT_DIM, TextLine, TextReader, bounded_aspect, gram_bucket, text_grams, text_vector
 from tests.conftest import SHARED
 
@@ -49,6 +49,45 @@ def with_notice(cover: Image.Image, words: str) -> Image.Image:
     font = ImageFont.load_default(size=int(band * 0.55))
     draw.text((width // 20, height - band + band // 5), words, fill=(0, 0, 0), font=font)
     return noticed
+
+
+def with_sash(cover: Image.Image, words: str, corner: str, colour=(20, 110, 60)) -> Image.Image:
+    """Lay a coloured sash with ``words`` in white across the ``corner`` ("right" or "left") at the top, at 45 degrees."""
+    sashed = cover.copy()
+    side = min(sashed.size) // 2
+    band = side // 7
+    level = Image.new("RGBA", (side * 2, band), colour + (255,))
+    font = ImageFont.load_default(size=int(band * 0.6))
+    draw = ImageDraw.Draw(level)
+    text_width = draw.textlength(words, font=font)
+    draw.text(((side * 2 - text_width) / 2, band // 6), words, fill=(255, 255, 255), font=font)
+    # Clockwise for the top right, so the sash runs down to the right edge.
+    turned = level.rotate(-45 if corner == "right" else 45, expand=True, resample=Image.Resampling.BICUBIC)
+    # Centre the sash on the point a third of the square in from the corner.
+    centre_x = sashed.width - side // 3 if corner == "right" else side // 3
+    sashed.paste(turned, (centre_x - turned.width // 2, side // 3 - turned.height // 2), turned)
+    return sashed
+
+
+def test_reader_corner_sash_on_real_cover(reader):
+    cover = clean_cover()
+    for corner in ("right", "left"):
+        corner_grams = grams_of(reader.read_corners(with_sash(cover, "PRE-ORDER BONUS", corner)))
+        assert {"preo", "rder", "bonu", "onus"} <= corner_grams, f"{corner}: {sorted(corner_grams)}"
+    # Without a sash, the corners of this cover hold no such words.
+    assert not {"rder", "onus"} & grams_of(reader.read_corners(cover))
+
+
+def test_reader_corner_sash_of_sample(reader):
+    # A cover of the sample with an orange key-card sash across its top right corner (truth.jsonl: gkc).
+    lines = reader.read_corners(clean_cover(CATALOGUE / "images" / "quickkeys" / "0131.jpg"))
+    assert {"game", "ekey", "card"} <= grams_of(lines)
+
+
+def test_reader_corners_of_small_image(reader):
+    assert reader.read_corners(Image.new("RGB", (30, 30), (200, 40, 40))) == []
+    with pytest.raises(ValueError, match="read_corners"):
+        reader.read_corners(Image.new("L", (300, 420)))
 
 
 def grams_of(lines: list[TextLine]) -> set[str]:
@@ -146,6 +185,9 @@ class BrokenReader:
     def read_spine(self, rgb):
         raise RuntimeError("engine failed on this image")
 
+    def read_corners(self, rgb):
+        raise RuntimeError("engine failed on this image")
+
 
 @pytest.fixture
 def own_text_cache(monkeypatch, tmp_path):
@@ -223,8 +265,22 @@ def test_featurize_spine_joins_text(reader, own_text_cache):
     assert spine[bucket] > 0
     assert text[bucket] == 0
     assert joined[bucket] == pytest.approx(spine[bucket])
-    # Joining adds the two sums of scores, as hashing every line at once would.
-    np.testing.assert_allclose(np.expm1(joined), np.expm1(text) + np.expm1(spine), rtol=1e-5, atol=1e-5)
+    # Joining adds the sums of scores, as hashing every line at once would.
+    corner = corner_cache().get(cover.sha256)
+    np.testing.assert_allclose(np.expm1(joined), np.expm1(text) + np.expm1(spine) + np.expm1(corner), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.django_db
+def test_featurize_corner_joins_text(reader, own_text_cache):
+    cover = stored_cover(with_sash(clean_cover(), "PRE-ORDER BONUS", "right"))
+
+    featurize([cover], "text-test-backbone", extractor=MeanExtractor(), reader=reader)
+
+    corner = corner_cache().get(cover.sha256)
+    parts = [text_cache().get(cover.sha256), spine_cache().get(cover.sha256), corner]
+    joined = load_texts([cover.sha256])[0]
+    assert corner[gram_bucket("onus")] > 0
+    np.testing.assert_allclose(np.expm1(joined), sum(np.expm1(part) for part in parts), rtol=1e-5, atol=1e-5)
 
 
 def test_load_texts_missing_cover():

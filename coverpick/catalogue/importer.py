@@ -657,7 +657,7 @@ def _parse_label_line(line: str) -> object:
         raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
 
 
-# What _import_label_record did with a row of the label file.
+# The outcomes _import_label_record returns for a row of the label file.
 LABEL_WRITTEN = "written"
 LABEL_ALREADY_STORED = "already stored"
 LABEL_KEPT_STAFF = "kept newer staff work"

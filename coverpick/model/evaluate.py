@@ -16,7 +16,7 @@ import numpy as np
 
 from coverpick import conf
 from coverpick.catalogue.models import Listing
-from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, UNKNOWN, tier_for
+from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, SKU_LABELS, UNKNOWN, tier_for
 from coverpick.model.heads import decide
 from coverpick.model.train import build_training_data, fit_heads
 
@@ -102,11 +102,17 @@ def clean_recall_at(records: list[dict], defect_share: float = DEFECT_SHARE_GOAL
     A cover counts as called clean when clean is its argmax (a verdict of
     clean or unknown) and its probability of clean reaches the threshold.
     Recall is over the listings whose reference labels include clean.
+
+    ``recall_with_notices`` also counts a clean cover that carries a key-card
+    or code-in-a-box notice (reference labels clean and gkc, or clean and
+    ciab) when its verdict names that notice: the ranking puts it in the
+    clean tier, after the covers called clean.
     """
     scores = np.array([r["clean_probability"] if r["quality"] in ("clean", UNKNOWN) else -1.0 for r in records])
     is_clean = np.array(["clean" in r["labels"] for r in records])
     if not is_clean.any() or is_clean.all():
-        return {"threshold": None, "recall": None, "defects_called_clean": None}
+        return {"threshold": None, "recall": None, "defects_called_clean": None, "recall_with_notices": None}
+    by_notice = np.array([r["quality"] in SKU_LABELS and r["quality"] in r["labels"] for r in records])
     for threshold in np.unique(scores[scores >= 0.0]):
         called = scores >= threshold
         share = float(called[~is_clean].mean())
@@ -115,8 +121,9 @@ def clean_recall_at(records: list[dict], defect_share: float = DEFECT_SHARE_GOAL
                 "threshold": round(float(threshold), 4),
                 "recall": round(float(called[is_clean].mean()), 4),
                 "defects_called_clean": round(share, 4),
+                "recall_with_notices": round(float((called | by_notice)[is_clean].mean()), 4),
             }
-    return {"threshold": None, "recall": 0.0, "defects_called_clean": 0.0}
+    return {"threshold": None, "recall": 0.0, "defects_called_clean": 0.0, "recall_with_notices": round(float(by_notice[is_clean].mean()), 4)}
 
 
 def platform_accuracy_at(records: list[dict], coverage: float = PLATFORM_COVERAGE_GOAL) -> dict:
@@ -136,7 +143,7 @@ def platform_accuracy_at(records: list[dict], coverage: float = PLATFORM_COVERAG
 
 def _recall(rows: list[dict], name: str) -> tuple[int, int]:
     relevant = [r for r in rows if name in r["labels"]]
-    hits = sum(1 for r in relevant if r["quality"] in r["labels"] or (name in ("gkc", "ciab") and r["quality"] == name))
+    hits = sum(1 for r in relevant if r["quality"] in r["labels"] or (name in SKU_LABELS and r["quality"] == name))
     return hits, len(relevant)
 
 
@@ -223,6 +230,10 @@ def format_report(result: dict) -> list[str]:
         lines.append(
             f"Clean recall {clean['recall']:.3f} with {clean['defects_called_clean']:.3f} of defect covers called clean "
             f"(clean threshold {clean['threshold']:.3f})"
+        )
+        lines.append(
+            f"Clean recall {clean['recall_with_notices']:.3f} at that threshold when a clean cover's verdict gkc or ciab "
+            "names the notice it carries also counts"
         )
     platform = result["platform_at_goal"]
     if platform["accuracy"] is not None:

@@ -28,7 +28,16 @@ from coverpick.vision.phase1 import detect_platform
 from coverpick.vision.presets import INPUT_SIZE, VIEWS, content_crop, normalise, view_id, view_image
 from coverpick.vision.profile import PROFILE_DIM, PROFILE_VERSION, cover_profile
 from coverpick.vision.stats import image_statistics
-from coverpick.vision.text import READ_SIZE, SPINE_VERSION, TEXT_DIM, TEXT_VERSION, TextReader, TextReaderUnavailable, text_vector
+from coverpick.vision.text import (
+    CORNER_VERSION,
+    READ_SIZE,
+    SPINE_VERSION,
+    TEXT_DIM,
+    TEXT_VERSION,
+    TextReader,
+    TextReaderUnavailable,
+    text_vector,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +61,21 @@ def text_cache() -> FeatureCache:
 def spine_cache() -> FeatureCache:
     """Return the cache of the words read up each cover's left spine, hashed like the cover text and kept beside it."""
     return FeatureCache(SPINE_VERSION, root=conf.text_cache_dir(), precision="fp32")
+
+
+def corner_cache() -> FeatureCache:
+    """Return the cache of the words read across each cover's top corners, hashed like the cover text and kept beside it."""
+    return FeatureCache(CORNER_VERSION, root=conf.text_cache_dir(), precision="fp32")
+
+
+# Each reading of a cover's words: its name in warnings, the TextReader
+# method and the cache. load_texts adds the readings up.
+WORD_READINGS = (("text", "read", text_cache), ("spine", "read_spine", spine_cache), ("corner", "read_corners", corner_cache))
+
+
+def word_caches() -> list[FeatureCache]:
+    """Return the cache of every reading in WORD_READINGS, in that order."""
+    return [make_cache() for _name, _method, make_cache in WORD_READINGS]
 
 
 @dataclass
@@ -88,7 +112,7 @@ def featurize(
     caches = [cache_for(backbone_id, view) for view in VIEWS]
     covers = list(covers)
     summary = FeaturizeSummary(covers=len(covers))
-    pending = covers_needing_work(covers, [*caches, text_cache(), spine_cache(), profile_cache()])
+    pending = covers_needing_work(covers, [*caches, *word_caches(), profile_cache()])
     summary.cached = len(covers) - len(pending)
     if not pending:
         return summary
@@ -118,8 +142,7 @@ def _featurize_chunk(
     database, so a run killed in between repeats only the measurements.
     """
     profiles = profile_cache()
-    texts = text_cache()
-    spines = spine_cache()
+    readings = word_caches()
     updates: dict[tuple[str, ...], list[CoverImage]] = defaultdict(list)
     pixels: dict[str, list[np.ndarray]] = {view: [] for view in VIEWS}
     decoded = []
@@ -138,14 +161,10 @@ def _featurize_chunk(
         rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
         if cover.sha256 not in profiles:
             profiles.put(cover.sha256, cover_profile(image, rgb))
-        needs_text = cover.sha256 not in texts
-        needs_spine = cover.sha256 not in spines
-        if needs_text or needs_spine:
-            text, spine = _read_words(cover, reader, needs_text, needs_spine)
-            if text is not None:
-                texts.put(cover.sha256, text)
-            if spine is not None:
-                spines.put(cover.sha256, spine)
+        missing = [index for index, cache in enumerate(readings) if cover.sha256 not in cache]
+        if missing:
+            for index, vector in zip(missing, _read_words(cover, reader, missing)):
+                readings[index].put(cover.sha256, vector)
         if any(cover.sha256 not in cache for cache in caches):
             content = content_crop(rgb)
             for view in VIEWS:
@@ -165,8 +184,8 @@ def _featurize_chunk(
             _store_columns(covers, fields)
 
 
-def _read_words(cover: CoverImage, reader: TextReader, text: bool, spine: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Return the text vector and the spine vector of the cover, each only if requested (else None).
+def _read_words(cover: CoverImage, reader: TextReader, readings: list[int]) -> list[np.ndarray]:
+    """Return the vector of each of the cover's ``readings`` (indexes into WORD_READINGS), in that order.
 
     The cover is decoded again at READ_SIZE so that small print stays legible.
     An image the OCR engine cannot process gets the vector of a cover without
@@ -174,16 +193,15 @@ def _read_words(cover: CoverImage, reader: TextReader, text: bool, spine: bool) 
     """
     image, _ = decode_image(read_bytes(cover.path), draft_size=(READ_SIZE, READ_SIZE))
     rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
-    text_lines = _lines(cover, reader.read, rgb, "text") if text else None
-    spine_lines = _lines(cover, reader.read_spine, rgb, "spine") if spine else None
-    return (
-        None if text_lines is None else text_vector(text_lines),
-        None if spine_lines is None else text_vector(spine_lines),
-    )
+    vectors = []
+    for index in readings:
+        name, method, _cache = WORD_READINGS[index]
+        vectors.append(text_vector(_lines(cover, getattr(reader, method), rgb, name)))
+    return vectors
 
 
 def _lines(cover: CoverImage, read, rgb, reading: str) -> list:
-    """Return ``read(rgb)``, or no lines and a warning naming the ``reading`` ("text" or "spine") when the engine fails on the image."""
+    """Return ``read(rgb)``, or no lines and a warning naming the ``reading`` (a name in WORD_READINGS) when the engine fails on the image."""
     try:
         return read(rgb)
     except TextReaderUnavailable:
@@ -237,13 +255,15 @@ def load_image_features(sha256_list: list[str], backbone_id: str) -> np.ndarray:
 def load_texts(sha256_list: list[str]) -> np.ndarray:
     """Stack the covers' text vectors in the given order; raises KeyError naming the first missing one.
 
-    Each is the cached text and the cached spine word hashed together. A
-    bucket contains log(1 + summed scores), so adding the two sums gives the
+    Each is the cached text, spine word and corner words hashed together. A
+    bucket contains log(1 + summed scores), so adding the sums gives the
     vector of all the lines read in one pass.
     """
-    words = _stack_cached(text_cache(), sha256_list, "cover text", TEXT_DIM)
-    spines = _stack_cached(spine_cache(), sha256_list, "cover spine text", TEXT_DIM)
-    return np.log1p(np.expm1(words) + np.expm1(spines)).astype(np.float32)
+    sums = np.zeros((len(sha256_list), TEXT_DIM), dtype=np.float32)
+    for name, _method, make_cache in WORD_READINGS:
+        what = "cover text" if name == "text" else f"cover {name} text"
+        sums += np.expm1(_stack_cached(make_cache(), sha256_list, what, TEXT_DIM))
+    return np.log1p(sums, out=sums)
 
 
 def load_profiles(sha256_list: list[str]) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
-from coverpick.vision.text import TEXT_VERSION
+from coverpick.vision.text import TEXT_READINGS, TEXT_VERSION
 from coverpick.model.inputs import (
     LAYOUT_VERSION,
     SimilaritySpace,
@@ -289,6 +289,8 @@ def check_meta(meta: dict, backbone: str | None = None, precision: str | None = 
         problems.append(f"strip profile {meta.get('strip_profile')!r} differs from this code's {PROFILE_VERSION!r}")
     if meta.get("cover_text") != TEXT_VERSION:
         problems.append(f"cover text {meta.get('cover_text')!r} differs from this code's {TEXT_VERSION!r}")
+    if meta.get("text_readings") != list(TEXT_READINGS):
+        problems.append(f"cover text readings {meta.get('text_readings')} differ from this code's {list(TEXT_READINGS)}")
     if backbone is not None and meta.get("backbone") != backbone:
         problems.append(f"backbone {meta.get('backbone')!r} differs from the configured {backbone!r}")
     if precision is not None:

@@ -44,7 +44,7 @@ from coverpick.model.inputs import (
 )
 from coverpick.vision.presets import VIEWS, view_id
 from coverpick.vision.profile import PROFILE_VERSION
-from coverpick.vision.text import TEXT_VERSION
+from coverpick.vision.text import TEXT_READINGS, TEXT_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -452,6 +452,7 @@ def train(backbone_id: str | None = None, *, activate: bool = False, seed: int =
         "views": [view_id(view) for view in VIEWS],
         "strip_profile": PROFILE_VERSION,
         "cover_text": TEXT_VERSION,
+        "text_readings": list(TEXT_READINGS),
         "feature_dim": data.feature_dim,
         "classes": list(LABEL_CLASSES),
         "platform_families": list(PLATFORM_FAMILIES),

@@ -21,6 +21,15 @@ class beyond fold noise, so only the words are kept.
 Reading costs about 0.37 s per cover on one core, with its second JPEG
 decode, ten times the backbone's three views. The result is cached by
 image content like the features, so it is paid once per distinct image.
+
+Two more readings join the words of the cover (coverpick.model.featurize
+adds them up): the spine word up the left edge (``read_spine``) and the
+words across the top corners, turned level (``read_corners``, about 0.13 s
+more per cover). On the sample catalogue, under cross-validation by game
+over five fold seeds and two training seeds, the corner reading raised gkc
+recall from 0.82 to 0.86 on average and the lowest run from 0.79 to 0.81.
+Most of the gain is on key-card sashes across a top corner, which had been
+called clean.
 """
 
 from __future__ import annotations
@@ -60,6 +69,18 @@ SPINE_SHARE = 0.12
 # A spine reading below this recognition score is dropped, because a spine
 # without words still yields a few letters at low scores.
 SPINE_MIN_SCORE = 0.5
+# The corner reading (TextReader.read_corners) has a cache of its own too.
+CORNER_VERSION = "cover-corners-v1"
+# Side of the square read at each top corner, as a share of the cover's shorter side.
+CORNER_SHARE = 0.4
+# The detector's shorter side for a corner square turned 45 degrees. On 40
+# sample covers it took 0.13 s per cover for both corners against 0.21 s at
+# DETECT_SIDE, and still read all 8 key-card sashes of the sample.
+CORNER_DETECT_SIDE = 320
+# The readings whose words make up a cover's text vector (see
+# coverpick.model.featurize.load_texts). A checkpoint records them, since
+# heads trained on one set of readings misread a vector made of another.
+TEXT_READINGS = (TEXT_VERSION, SPINE_VERSION, CORNER_VERSION)
 # The detector scales the shorter side to DETECT_SIDE, so its work grows with
 # the aspect ratio: a 2000×20 strip would become 48,000×480 pixels. Longer
 # images are padded with white to this ratio first.
@@ -123,6 +144,52 @@ class TextReader:
             TextLine(text=str(text), score=float(score), box=tuple((float(x), float(y)) for x, y in box))
             for box, text, score in (found or [])
         ]
+
+    def read_corners(self, rgb: Image.Image) -> list[TextLine]:
+        """Return the text lines found in the cover's two top corners, each turned so that a diagonal sash reads level.
+
+        Shops lay a sash across a top corner ("Game-Key Card", "Pre-order",
+        "New") at 45 degrees. ``read`` reads most such sashes too, among all
+        the other words of the cover. This second reading counts the words of
+        the top corners again, so that they weigh more in the text vector than
+        the same words elsewhere on the cover. A square of CORNER_SHARE of the
+        shorter side is cut from each top corner and turned: the top right 45
+        degrees anticlockwise, the top left 45 degrees clockwise. Each square
+        is then read like a cover, with its shorter side scaled to
+        CORNER_DETECT_SIDE. Lines keep the boxes of the turned squares.
+        """
+        if rgb.mode != "RGB":
+            raise ValueError(f"TextReader.read_corners needs an RGB image, got mode {rgb.mode!r}; convert it first.")
+        width, height = rgb.size
+        side = round(CORNER_SHARE * min(width, height))
+        if side < MIN_SIDE:
+            return []
+        engine = self._load()
+        lines = []
+        for box, angle in (((width - side, 0, width, side), 45), ((0, 0, side, side), -45)):
+            square = rgb.crop(box).rotate(angle, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=(255, 255, 255))
+            found = self._read_at(engine, square, CORNER_DETECT_SIDE)
+            lines += [
+                TextLine(text=str(text), score=float(score), box=tuple((float(x), float(y)) for x, y in points))
+                for points, text, score in found
+            ]
+        return lines
+
+    @staticmethod
+    def _read_at(engine, rgb: Image.Image, detect_side: int) -> list:
+        """Run detection and recognition with the detector's shorter side at ``detect_side``, then restore DETECT_SIDE."""
+        detector = engine.text_det
+        if not hasattr(detector, "limit_side_len"):
+            raise TextReaderUnavailable(
+                "This rapidocr-onnxruntime version has no text_det.limit_side_len, which the corner reading sets. "
+                "Install a 1.x version as pyproject.toml requires."
+            )
+        detector.limit_side_len = detect_side
+        try:
+            found, _ = engine(rgb, use_cls=False)
+        finally:
+            detector.limit_side_len = DETECT_SIDE
+        return found or []
 
     def read_spine(self, rgb: Image.Image) -> list[TextLine]:
         """Return the word printed up the cover's left spine, as at most one line.

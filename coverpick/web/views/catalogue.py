@@ -82,7 +82,7 @@ def _game_context(request, game: Game) -> dict:
         "candidates": candidates,
         "prices": best_prices(ranked),
         "is_pinned": pinned is not None,
-        # Staff only: the public page is cached and says nothing about pins' history.
+        # Staff only: the public page is cached and shows no pin history.
         "pin_note": outdated_pin_note(pinned) if can_pick and pinned is not None else "",
         "can_pick": can_pick,
     }
