@@ -343,13 +343,13 @@ def test_truncated_jpeg_not_loaded_partially():
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     with pytest.raises(ImageDecodeError) as raised:
         decode_rgba(hostile_bytes("truncated_jpeg.jpg"))
-    assert str(raised.value) == "image is truncated: the JPEG file ends before all its pixel data"
+    assert str(raised.value) == "image is truncated: the JPEG file ends before the decoder finished reading it"
 
 
 def test_truncated_png_named():
     with pytest.raises(ImageDecodeError) as raised:
         decode_rgba(hostile_bytes("truncated_image.png"))
-    assert str(raised.value) == "image is truncated: the PNG file ends before all its pixel data"
+    assert str(raised.value) == "image is truncated: the PNG file ends before the decoder finished reading it"
 
 
 def test_draft_decodes_large_jpeg_reduced(tmp_path):

@@ -114,6 +114,20 @@ def test_game_page_flags_pin_of_earlier_image(staff_client, client):
     assert f'data-listing="{listing.pk}">Make primary' not in page
 
 
+def test_game_page_asks_to_unpin_a_listing_without_image(staff_client):
+    game, (edition,) = make_game()
+    listing, _other = make_listing(edition), make_listing(edition)
+    pin_cover(listing)
+    listing.cover = None
+    listing.save()
+
+    page = staff_client.get(f"/games/{game.pk}/").content.decode()
+
+    assert "The pinned listing has no usable image now. Remove the pin" in page
+    assert "Pin again" not in page
+    assert 'id="unpin"' in page
+
+
 def test_queue_serves_earlier_image_first(relabelled_game):
     listing, version, edition = relabelled_game["listing"], relabelled_game["version"], relabelled_game["edition"]
     unsure = make_listing(edition)
@@ -545,8 +559,8 @@ def test_games_of_moved_listing_ranked_again(tmp_path, client):
     assert (alpha.primary_listing_id, alpha.primary_tier) == (None, None)
     beta = Game.objects.get(title="Beta Game")
     assert beta.primary_listing_id in set(Listing.objects.values_list("pk", flat=True))
-    assert summary.games_ranked == 2
-    assert "Games whose listings moved to another game, primary cover chosen again: 2" in summary.lines()
+    assert len(summary.games_ranked) == 2
+    assert "Games that a listing left or joined, primary cover chosen again: 2" in summary.lines()
     page = client.get("/").content.decode()
     assert "Alpha Game" not in page
     assert "Beta Game" in page
@@ -554,6 +568,28 @@ def test_games_of_moved_listing_ranked_again(tmp_path, client):
     call_command("rank", stdout=output)
     assert "no listings: 1" in output.getvalue()
     assert "None" not in output.getvalue()
+
+
+def test_import_stopped_after_a_move_leaves_no_stale_primary(tmp_path, monkeypatch):
+    from coverpick.catalogue import importer
+    from coverpick.catalogue.models import Game
+    from coverpick.ranking import compute_primaries
+
+    first_import(tmp_path, "")
+    compute_primaries()
+    write_platform_and_title(tmp_path, "PS4", "Beta Game")
+
+    def stopped(*args, **kwargs):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(importer, "import_labels", stopped)
+    (tmp_path / "labels.jsonl").write_text(LABELS, encoding="utf-8")
+    with pytest.raises(OSError):
+        quiet_import(tmp_path)
+
+    moved = Listing.objects.select_related("edition__game").get(product_id="1")
+    assert moved.edition.game.title == "Beta Game"
+    assert Game.objects.get(title="Alpha Game").primary_listing_id is None
 
 
 @pytest.mark.parametrize("while_away", ["pin another cover", "unpin"])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from coverpick.model.evaluate import clean_recall_at, platform_accuracy_at
+from coverpick.model.evaluate import clean_recall_at, format_report, platform_accuracy_at
 
 
 def scored(labels: list[str], quality: str, clean_probability: float) -> dict:
@@ -84,3 +84,23 @@ def test_platform_accuracy_at_keeps_the_surest_covers():
     assert result["threshold"] == pytest.approx(0.80)
     assert result["accuracy"] == pytest.approx(0.75)
     assert platform_accuracy_at(records, coverage=1.0)["accuracy"] == pytest.approx(0.6)
+
+
+def test_report_prints_both_clean_recalls():
+    records = [scored(["clean"], "clean", 0.90), scored(["clean", "ciab"], "ciab", 0.10), scored(["margins"], "margins", 0.05)]
+    result = {
+        "listings": 3,
+        "folds": 2,
+        "per_class": {},
+        "defects_called_clean": 0.0,
+        "platform_accuracy": 1.0,
+        "platform_coverage": 1.0,
+        "primary_clean_rate": None,
+        "clean_at_goal": clean_recall_at(records),
+        "platform_at_goal": {"accuracy": None},
+    }
+
+    lines = format_report(result)
+
+    assert "Clean recall 0.500 with 0.000 of defect covers called clean (clean threshold 0.900)" in lines
+    assert "Clean recall counting notice verdicts: 1.000 at that threshold (a clean cover called gkc or ciab counts when it carries that notice)" in lines

@@ -314,7 +314,7 @@ def test_reimport_keeps_newer_staff_labels_and_pins(catalogue, staff_client, sta
     assert manual_labels(changed_in_file) == ["wrong_game"]
     assert summary.labels_kept == 3
     assert summary.labels_imported == 1
-    assert summary.labels_unchanged == len(rows) - 4
+    assert summary.labels_already_stored == len(rows) - 4
     assert summary.label_lines_refused == 0
     assert f"Label rows imported: 1, already stored: {len(rows) - 4}, kept newer staff labels: 3, refused: 0" in summary.lines()
 
@@ -329,7 +329,7 @@ def test_reimport_follows_file_without_staff_work(catalogue):
     summary = run_import(catalogue)
 
     assert summary.labels_imported == 0
-    assert summary.labels_unchanged == first.labels_imported
+    assert summary.labels_already_stored == first.labels_imported
     assert summary.labels_kept == 0
     assert dict(Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", "labels")) == labels_before
 

@@ -211,6 +211,16 @@ def test_load_heads_names_each_mismatch(checkpoints, changes, fragment):
     assert folder.name in str(caught.value)
 
 
+def test_load_heads_names_checkpoint_without_text_readings(checkpoints):
+    folder = checkpoints()
+    meta = json.loads((folder / META_FILE).read_text())
+    del meta["text_readings"]
+    (folder / META_FILE).write_text(json.dumps(meta))
+
+    with pytest.raises(CheckpointMismatch, match="records no cover text readings, because it predates the reading of the top corners"):
+        load_heads(folder, BACKBONE)
+
+
 def test_load_heads_without_meta_names_folder(checkpoints):
     folder = checkpoints()
     (folder / META_FILE).unlink()

@@ -16,8 +16,19 @@ from PIL import Image, ImageDraw, ImageFont
 
 from coverpick.catalogue.models import CoverImage
 from coverpick.covers.store import store_image
-from coverpick.model.featurize import corner_cache, featurize, load_texts, spine_cache, text_cache
-from coverpick.vision.text import TEXT_DIM, TextLine, TextReader, bounded_aspect, gram_bucket, text_grams, text_vector
+from coverpick.model.featurize import corner_cache, featurize, load_texts, spine_cache, text_cache, word_caches
+from coverpick.vision.text import (
+    CORNER_DETECT_SIDE,
+    TEXT_DIM,
+    TEXT_READINGS,
+    TextLine,
+    TextReader,
+    TextReaderUnavailable,
+    bounded_aspect,
+    gram_bucket,
+    text_grams,
+    text_vector,
+)
 from tests.conftest import SHARED
 
 CATALOGUE = SHARED / "catalogue"
@@ -82,6 +93,54 @@ def test_reader_corner_sash_of_sample(reader):
     # A cover of the sample with an orange key-card sash across its top right corner (truth.jsonl: gkc).
     lines = reader.read_corners(clean_cover(CATALOGUE / "images" / "quickkeys" / "0131.jpg"))
     assert {"game", "ekey", "card"} <= grams_of(lines)
+
+
+class SideRecordingEngine:
+    """Stand-in OCR engine that records the detector side of each call and finds one line."""
+
+    class Detector:
+        limit_side_len = 999
+
+    def __init__(self, fail: bool = False):
+        self.text_det = self.Detector()
+        self.sides = []
+        self.fail = fail
+
+    def __call__(self, image, use_cls=False):
+        self.sides.append(self.text_det.limit_side_len)
+        if self.fail:
+            raise RuntimeError("engine failed on this image")
+        return [[[(0, 0), (10, 0), (10, 5), (0, 5)], "NEW", 0.9]], None
+
+
+def test_reader_corners_set_and_restore_detector_side():
+    engine = SideRecordingEngine()
+    corner_reader = TextReader()
+    corner_reader._engine = engine
+
+    lines = corner_reader.read_corners(Image.new("RGB", (300, 420), (40, 90, 160)))
+
+    assert [line.text for line in lines] == ["NEW", "NEW"]
+    assert engine.sides == [CORNER_DETECT_SIDE, CORNER_DETECT_SIDE]
+    assert engine.text_det.limit_side_len == 999
+
+    failing = SideRecordingEngine(fail=True)
+    corner_reader._engine = failing
+    with pytest.raises(RuntimeError, match="engine failed"):
+        corner_reader.read_corners(Image.new("RGB", (300, 420), (40, 90, 160)))
+    assert failing.text_det.limit_side_len == 999
+
+
+def test_reader_corners_need_detector_side():
+    corner_reader = TextReader()
+    corner_reader._engine = lambda *args, **kwargs: ([], None)
+    with pytest.raises(TextReaderUnavailable, match=r"rapidocr-onnxruntime>=1.4,<2"):
+        corner_reader.read_corners(Image.new("RGB", (300, 420), (40, 90, 160)))
+
+
+def test_word_readings_match_checkpoint_record():
+    # Checkpoints record TEXT_READINGS; load_texts adds up the caches of WORD_READINGS.
+    assert [cache.backbone_id for cache in word_caches()] == list(TEXT_READINGS)
 
 
 def test_reader_corners_of_small_image(reader):
@@ -281,6 +340,42 @@ def test_featurize_corner_joins_text(reader, own_text_cache):
     joined = load_texts([cover.sha256])[0]
     assert corner[gram_bucket("onus")] > 0
     np.testing.assert_allclose(np.expm1(joined), sum(np.expm1(part) for part in parts), rtol=1e-5, atol=1e-5)
+
+
+class CornersOnlyReader:
+    """A reader that fails the test if asked for anything but the corner reading."""
+
+    def __init__(self):
+        self.corner_calls = 0
+
+    def read(self, rgb):
+        raise AssertionError("the cover text was cached and read again")
+
+    def read_spine(self, rgb):
+        raise AssertionError("the spine text was cached and read again")
+
+    def read_corners(self, rgb):
+        self.corner_calls += 1
+        return [TextLine("Pre-order bonus", 0.9, ())]
+
+
+@pytest.mark.django_db
+def test_featurize_reads_only_missing_corners(reader, own_text_cache):
+    # As after an upgrade, or a pass stopped between two caches: text and spine are cached, the corners are not.
+    cover = stored_cover(clean_cover())
+    featurize([cover], "text-test-backbone", extractor=MeanExtractor(), reader=reader)
+    removed = [path for path in corner_cache().root.rglob(f"{cover.sha256}*")]
+    assert removed
+    for path in removed:
+        path.unlink()
+    with pytest.raises(KeyError, match="no cached cover corners text"):
+        load_texts([cover.sha256])
+
+    corners_only = CornersOnlyReader()
+    featurize([cover], "text-test-backbone", extractor=MeanExtractor(), reader=corners_only)
+
+    assert corners_only.corner_calls == 1
+    assert load_texts([cover.sha256])[0][gram_bucket("onus")] > 0
 
 
 def test_load_texts_missing_cover():

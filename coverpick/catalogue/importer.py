@@ -98,14 +98,12 @@ class ImportSummary:
     changed_ids: set[int] = field(default_factory=set, repr=False)
     # The CoverImage rows this import created, so that one it declines can be removed again.
     stored_ids: set[int] = field(default_factory=set, repr=False)
-    # Editions that a listing left or joined in this import. Their games' stored
-    # primary covers are computed again at the end, because a listing that
-    # moved away may be the one a game still shows.
-    moved_edition_ids: set[int] = field(default_factory=set, repr=False)
-    games_ranked: int = 0
+    # Games that a listing left or joined by moving to another game in this
+    # import. Each move chooses both games' primary covers again at once.
+    games_ranked: set[int] = field(default_factory=set, repr=False)
     labels_imported: int = 0
     # Label rows that matched what was stored, so nothing was written.
-    labels_unchanged: int = 0
+    labels_already_stored: int = 0
     # Label rows not applied because a staff member changed that label, review or pin after the import last wrote it.
     labels_kept: int = 0
     listings_withdrawn: int = 0
@@ -161,9 +159,9 @@ class ImportSummary:
             )
             lines.extend(_problem_lines(self.covers_kept))
         if self.games_ranked:
-            lines.append(f"Games whose listings moved to another game, primary cover chosen again: {self.games_ranked}")
+            lines.append(f"Games that a listing left or joined, primary cover chosen again: {len(self.games_ranked)}")
         lines.append(
-            f"Label rows imported: {self.labels_imported}, already stored: {self.labels_unchanged}, "
+            f"Label rows imported: {self.labels_imported}, already stored: {self.labels_already_stored}, "
             f"kept newer staff labels: {self.labels_kept}, refused: {self.label_lines_refused}"
         )
         return lines
@@ -209,25 +207,7 @@ def import_catalogue(
     if with_labels and labels_path.is_file():
         import_labels(labels_path, summary, report)
     _count_outdated_rows(summary)
-    _rank_games_of_moved_listings(summary)
     return summary
-
-
-def _rank_games_of_moved_listings(summary: ImportSummary) -> None:
-    """Choose the primary cover again for the games that a listing left or joined in this import.
-
-    Until then, a game could still show the cover of a listing that now
-    belongs to another game, and a game left with no listings would keep it.
-    Other games keep their stored primary until the next ``coverpick rank`` or
-    tick, which also reads the verdicts of the next sweep.
-    """
-    ids = sorted(summary.moved_edition_ids)
-    game_ids: set[int] = set()
-    for start in range(0, len(ids), ID_BATCH):
-        game_ids.update(Edition.objects.filter(pk__in=ids[start : start + ID_BATCH]).values_list("game_id", flat=True))
-    ordered = sorted(game_ids)
-    for start in range(0, len(ordered), ID_BATCH):
-        summary.games_ranked += compute_primaries(Game.objects.filter(pk__in=ordered[start : start + ID_BATCH]))
 
 
 def _count_outdated_rows(summary: ImportSummary) -> None:
@@ -463,8 +443,8 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     image_changed = previous is not None and old_cover_id != new_cover_id
     edition_changed = previous is not None and previous.edition_id != edition.pk
     replaced = image_changed or edition_changed
-    if edition_changed and previous.edition.game_id != edition.game_id:
-        summary.moved_edition_ids.update((previous.edition_id, edition.pk))
+    # Read before the update below, which gives the listing its new edition.
+    left_game_id = previous.edition.game_id if edition_changed else None
     if previous is None:
         Listing.objects.create(shop=shop, product_id=row.product_id, **values)
         summary.listings_created += 1
@@ -477,6 +457,15 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         # Writing an identical row would still move updated_at and the
         # catalogue generation, and with it every cached public page.
         summary.listings_unchanged += 1
+    if left_game_id is not None and left_game_id != edition.game_id:
+        # The listing moved to another game. The game it left could still show
+        # its cover, even with no listings left, so both games' primary covers
+        # are chosen again in this row's transaction, and an import stopped
+        # later leaves no game showing another's cover. Other games keep their
+        # primary until the next `coverpick rank` or tick.
+        moved_between = (left_game_id, edition.game_id)
+        compute_primaries(Game.objects.filter(pk__in=moved_between))
+        summary.games_ranked.update(moved_between)
     if replaced:
         # The classifier's rows describe the old image or edition. Without
         # them the listing is pending, so the next sweep (or tick) predicts it
@@ -635,7 +624,7 @@ def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -
             if outcome == LABEL_WRITTEN:
                 summary.labels_imported += 1
             elif outcome == LABEL_ALREADY_STORED:
-                summary.labels_unchanged += 1
+                summary.labels_already_stored += 1
             else:
                 summary.labels_kept += 1
                 logger.info("%s: kept the newer staff %s of listing %s", where, record.get("source"), listing.pk)

@@ -288,7 +288,7 @@ def _describe_pillow_error(fmt: str, error: BaseException) -> str:
         # Pillow's own wording ("image file is truncated (8 bytes not
         # processed)") repeats the word and counts bytes of its last buffer,
         # not the bytes missing.
-        return f"image is truncated: the {fmt} file ends before all its pixel data"
+        return f"image is truncated: the {fmt} file ends before the decoder finished reading it"
     if "max_text_chunk" in lowered or "max_text_memory" in lowered:
         return f"PNG text chunk is too large after decompression (a decompression bomb): {detail}"
     return f"{fmt} data is corrupt or unsupported: {detail}"

@@ -106,7 +106,9 @@ def clean_recall_at(records: list[dict], defect_share: float = DEFECT_SHARE_GOAL
     ``recall_with_notices`` also counts a clean cover that carries a key-card
     or code-in-a-box notice (reference labels clean and gkc, or clean and
     ciab) when its verdict names that notice: the ranking puts it in the
-    clean tier, after the covers called clean.
+    clean tier, after the covers called clean. Its threshold and defect
+    share are the ones above: a defect cover called gkc or ciab, which the
+    ranking also puts in the clean tier, does not count as called clean.
     """
     scores = np.array([r["clean_probability"] if r["quality"] in ("clean", UNKNOWN) else -1.0 for r in records])
     is_clean = np.array(["clean" in r["labels"] for r in records])
@@ -232,8 +234,8 @@ def format_report(result: dict) -> list[str]:
             f"(clean threshold {clean['threshold']:.3f})"
         )
         lines.append(
-            f"Clean recall {clean['recall_with_notices']:.3f} at that threshold when a clean cover's verdict gkc or ciab "
-            "names the notice it carries also counts"
+            f"Clean recall counting notice verdicts: {clean['recall_with_notices']:.3f} at that threshold "
+            "(a clean cover called gkc or ciab counts when it carries that notice)"
         )
     platform = result["platform_at_goal"]
     if platform["accuracy"] is not None:

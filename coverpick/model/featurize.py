@@ -70,7 +70,8 @@ def corner_cache() -> FeatureCache:
 
 # Each reading of a cover's words: its name in warnings, the TextReader
 # method and the cache. load_texts adds the readings up.
-WORD_READINGS = (("text", "read", text_cache), ("spine", "read_spine", spine_cache), ("corner", "read_corners", corner_cache))
+# Their caches are named by coverpick.vision.text.TEXT_READINGS, in the same order.
+WORD_READINGS = (("text", "read", text_cache), ("spine", "read_spine", spine_cache), ("corners", "read_corners", corner_cache))
 
 
 def word_caches() -> list[FeatureCache]:

@@ -289,8 +289,10 @@ def check_meta(meta: dict, backbone: str | None = None, precision: str | None = 
         problems.append(f"strip profile {meta.get('strip_profile')!r} differs from this code's {PROFILE_VERSION!r}")
     if meta.get("cover_text") != TEXT_VERSION:
         problems.append(f"cover text {meta.get('cover_text')!r} differs from this code's {TEXT_VERSION!r}")
-    if meta.get("text_readings") != list(TEXT_READINGS):
-        problems.append(f"cover text readings {meta.get('text_readings')} differ from this code's {list(TEXT_READINGS)}")
+    if "text_readings" not in meta:
+        problems.append("the checkpoint records no cover text readings, because it predates the reading of the top corners")
+    elif meta["text_readings"] != list(TEXT_READINGS):
+        problems.append(f"cover text readings {meta['text_readings']} differ from this code's {list(TEXT_READINGS)}")
     if backbone is not None and meta.get("backbone") != backbone:
         problems.append(f"backbone {meta.get('backbone')!r} differs from the configured {backbone!r}")
     if precision is not None:

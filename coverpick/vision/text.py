@@ -24,7 +24,7 @@ image content like the features, so it is paid once per distinct image.
 
 Two more readings join the words of the cover (coverpick.model.featurize
 adds them up): the spine word up the left edge (``read_spine``) and the
-words across the top corners, turned level (``read_corners``, about 0.13 s
+words across the top corners, turned level (``read_corners``, about 0.12 s
 more per cover). On the sample catalogue, under cross-validation by game
 over five fold seeds and two training seeds, the corner reading raised gkc
 recall from 0.82 to 0.86 on average and the lowest run from 0.79 to 0.81.
@@ -75,7 +75,8 @@ CORNER_VERSION = "cover-corners-v1"
 CORNER_SHARE = 0.4
 # The detector's shorter side for a corner square turned 45 degrees. On 40
 # sample covers it took 0.13 s per cover for both corners against 0.21 s at
-# DETECT_SIDE, and still read all 8 key-card sashes of the sample.
+# DETECT_SIDE (decode excluded). On 8 other sample covers, each with a
+# key-card sash across a top corner, it read every sash at either side.
 CORNER_DETECT_SIDE = 320
 # The readings whose words make up a cover's text vector (see
 # coverpick.model.featurize.load_texts). A checkpoint records them, since
@@ -89,7 +90,7 @@ _NOT_ALPHANUMERIC = re.compile(r"[^0-9a-z]")
 
 
 class TextReaderUnavailable(RuntimeError):
-    """The OCR package is not installed."""
+    """The OCR package is not installed, or its version lacks what the reader needs."""
 
 
 @dataclass(frozen=True)
@@ -177,18 +178,24 @@ class TextReader:
 
     @staticmethod
     def _read_at(engine, rgb: Image.Image, detect_side: int) -> list:
-        """Run detection and recognition with the detector's shorter side at ``detect_side``, then restore DETECT_SIDE."""
-        detector = engine.text_det
+        """Run detection and recognition with the detector's shorter side at ``detect_side``, then restore the side it had.
+
+        NOTE: the engine's detector side is set for the call, so a TextReader
+        must not read from two threads at once. coverpick gives each pass a
+        reader of its own.
+        """
+        detector = getattr(engine, "text_det", None)
         if not hasattr(detector, "limit_side_len"):
             raise TextReaderUnavailable(
                 "This rapidocr-onnxruntime version has no text_det.limit_side_len, which the corner reading sets. "
-                "Install a 1.x version as pyproject.toml requires."
+                "Install the version range that coverpick's pyproject.toml names (rapidocr-onnxruntime>=1.4,<2)."
             )
+        earlier = detector.limit_side_len
         detector.limit_side_len = detect_side
         try:
             found, _ = engine(rgb, use_cls=False)
         finally:
-            detector.limit_side_len = DETECT_SIDE
+            detector.limit_side_len = earlier
         return found or []
 
     def read_spine(self, rgb: Image.Image) -> list[TextLine]:
