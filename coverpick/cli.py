@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     from coverpick.conf import SettingError
 
     try:
+        behind = _schema_behind(args)
+        if behind:
+            sys.stderr.write(behind + "\n")
+            return 1
         execute_from_command_line(["coverpick", *args])
         if args in (["help"], ["--help"], ["-h"]):
             # tick runs before Django loads, so Django's list of commands lacks it.
@@ -75,6 +79,34 @@ def _missing_sqlite_database(args: list[str]) -> str | None:
     return (
         f"No database at {path} (COVERPICK_HOME is {home()}). Check COVERPICK_HOME, "
         "or run `coverpick migrate` to create the catalogue there, then run this command again."
+    )
+
+
+def _schema_behind(args: list[str]) -> str | None:
+    """Return an error message when a catalogue command would run on a database that lacks some of coverpick's migrations.
+
+    Such a command would otherwise fail part way, on the first missing column,
+    after it had already written rows. A database with no migrations at all
+    is left to the "no coverpick tables" message.
+    """
+    if not args or args[0] not in NEEDS_CATALOGUE or any(argument in ("-h", "--help") for argument in args[1:]):
+        return None
+    import django
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    django.setup()
+    executor = MigrationExecutor(connection)
+    if not executor.loader.applied_migrations:
+        return None
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    pending = [f"{migration.app_label} {migration.name}" for migration, backwards in plan if not backwards]
+    if not pending:
+        return None
+    return (
+        f"The database lacks {len(pending)} of coverpick's migrations ({', '.join(pending)}), so `coverpick {args[0]}` "
+        "was not run and nothing was changed. Run `coverpick migrate` with the same COVERPICK_HOME or DATABASE_URL, "
+        "then run this command again."
     )
 
 

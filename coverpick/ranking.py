@@ -115,8 +115,10 @@ def annotate_ranking(listings: QuerySet[Listing]) -> QuerySet[Listing]:
         )
         .annotate(
             tier=Case(
-                When(is_pinned=True, then=Value(PINNED_TIER)),
+                # A pin of a listing with no usable image left would show no
+                # cover at all, so it counts again only once the image is usable.
                 When(is_unusable=True, then=Value(UNUSABLE_TIER)),
+                When(is_pinned=True, then=Value(PINNED_TIER)),
                 When(platform_mismatch=True, then=Value(MISMATCH_TIER)),
                 *tier_cases,
                 default=Value(DEFAULT_TIER),

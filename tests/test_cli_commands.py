@@ -114,6 +114,23 @@ def test_unmigrated_database_names_the_fix(tmp_path):
     assert result.stdout == ""
 
 
+def test_database_behind_a_migration_names_the_fix_and_changes_nothing(tmp_path):
+    assert run_cli(tmp_path, "migrate").returncode == 0
+    # As a home that an older coverpick migrated: the last migration undone.
+    assert run_cli(tmp_path, "migrate", "catalogue", "0005").returncode == 0
+    before = (tmp_path / "coverpick.sqlite3").read_bytes()
+
+    result = run_cli(tmp_path, "shops")
+
+    assert result.returncode == 1
+    assert "The database lacks 1 of coverpick's migrations (catalogue 0006_verdict_edition)" in result.stderr
+    assert "Run `coverpick migrate`" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "coverpick.sqlite3").read_bytes() == before
+    assert run_cli(tmp_path, "migrate").returncode == 0
+    assert run_cli(tmp_path, "shops").returncode == 0
+
+
 def test_help_lists_tick(tmp_path):
     result = run_cli(tmp_path, "help")
     assert result.returncode == 0

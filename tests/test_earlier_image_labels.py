@@ -16,7 +16,7 @@ from coverpick.catalogue.importer import import_catalogue
 from coverpick.catalogue.manual import pin_cover, record_review, set_labels, unpin_game
 from coverpick.catalogue.models import CoverImage, Listing, Verdict, listings_to_relabel
 from coverpick.model.dataset import training_rows
-from coverpick.ranking import annotate_ranking
+from coverpick.ranking import annotate_ranking, compute_primaries
 from coverpick.web import labelling
 from coverpick.web.queue import TIER_OUTDATED, build_queue
 from tests.factories import heads_version, make_game, make_listing, predict
@@ -116,16 +116,20 @@ def test_game_page_flags_pin_of_earlier_image(staff_client, client):
 
 def test_game_page_asks_to_unpin_a_listing_without_image(staff_client):
     game, (edition,) = make_game()
-    listing, _other = make_listing(edition), make_listing(edition)
+    listing, other = make_listing(edition), make_listing(edition)
     pin_cover(listing)
     listing.cover = None
     listing.save()
+    compute_primaries()
 
     page = staff_client.get(f"/games/{game.pk}/").content.decode()
 
-    assert "The pinned listing has no usable image now. Remove the pin" in page
+    assert "The pinned listing has no usable image now, so its pin does not count" in page
     assert "Pin again" not in page
     assert 'id="unpin"' in page
+    # The game shows the other cover, not an empty frame.
+    assert ranked(listing).tier > ranked(other).tier
+    assert f'data-listing="{other.pk}"' in page.split('id="primary-cover"', 1)[1].split(">", 1)[0]
 
 
 def test_queue_serves_earlier_image_first(relabelled_game):
@@ -449,6 +453,21 @@ def test_import_reports_changed_pinned_image(tmp_path):
 
 
 # An edition change: a re-import files the listing under another platform or game.
+
+
+def test_import_reports_pin_after_a_run_without_image(tmp_path):
+    first_import(tmp_path, "")
+    pin_cover(Listing.objects.select_related("edition").get(product_id="1"))
+
+    write_catalogue(tmp_path, "", "")
+    emptied = quiet_import(tmp_path)
+    write_catalogue(tmp_path, "images/a2.jpg", "")
+    replaced = quiet_import(tmp_path)
+
+    assert emptied.pins_outdated == 1
+    # The pin was given for a.jpg, so it is still outdated once a2.jpg arrives.
+    assert replaced.pins_outdated == 1
+    assert any(line.startswith("Pinned listings whose image or platform changed in this import: 1.") for line in replaced.lines())
 
 
 def write_platform_and_title(folder, platform: str, title: str = "Alpha Game"):

@@ -141,7 +141,8 @@ class ImportSummary:
         if self.pins_outdated:
             lines.append(
                 f"Pinned listings whose image or platform changed in this import: {self.pins_outdated}. Their pins still "
-                "choose the primary cover. Check them on their game pages, then pin again or unpin."
+                "choose the primary cover while the listing has a usable image. Check them on their game pages, then "
+                "pin again or unpin."
             )
             lines.extend(_problem_lines(self.outdated_pins))
         if self.pins_for_other_game:
@@ -474,8 +475,9 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         # skip such labels and reviews. A pin still counts within its game.
         Verdict.objects.filter(listing_id=previous.pk, source=Verdict.SOURCE_CLASSIFIER).delete()
         summary.listings_to_predict_again += 1
-        if old_cover_id is not None or edition_changed:
-            summary.changed_ids.add(previous.pk)
+        # Also after an import that left the listing without an image: a
+        # pin or label written for the image before that is outdated too.
+        summary.changed_ids.add(previous.pk)
     image_problem = cover_error or _decode_problem(cover, row)
     if image_problem:
         summary.image_errors += 1

@@ -65,14 +65,16 @@ def tier_name(tier: int | None) -> str:
 
 def tier_reason(listing: Listing) -> str:
     """Say which ranking rule put this listing in its tier."""
-    if listing.is_pinned:
-        return "Pinned by staff, so it always comes first."
     if listing.tier == UNUSABLE_TIER:
         if listing.cover_id is None:
             problem = listing.cover_error or "the image was never stored"
         else:
             problem = listing.cover.decode_error or "the image does not decode"
+        if listing.is_pinned:
+            return f"Pinned by staff, but the pin does not count while the listing has no usable image: {problem}."
         return f"No usable image: {problem}."
+    if listing.is_pinned:
+        return "Pinned by staff, so it always comes first."
     if listing.platform_mismatch and listing.tier == MISMATCH_TIER:
         read = _mismatching_platform(listing)
         return (
@@ -147,7 +149,7 @@ def image_statistics(cover: CoverImage | None) -> dict[str, float]:
 
 def image_facts(cover: CoverImage | None) -> list[tuple[str, str]]:
     """Return (name, value) rows of the image statistics that explain a quality verdict."""
-    facts = [("Pixel size", pixel_size(cover))]
+    facts = [("Pixel size", pixel_size(cover) if cover is not None and cover.width and cover.height else "unknown")]
     stats = image_statistics(cover)
     if not stats:
         return facts

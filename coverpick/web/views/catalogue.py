@@ -50,16 +50,19 @@ def game_list(request):
 def outdated_pin_note(listing: Listing) -> str:
     """Say what changed since the pinned ``listing`` was pinned, or return "" when nothing did.
 
-    The pin still chooses the primary cover (see coverpick.ranking), so staff
-    are asked to look at the cover again, or to remove the pin when the
-    listing has no usable image left.
+    The pin still chooses the primary cover while the listing has a usable
+    image (see coverpick.ranking), so staff are asked to look at the cover
+    again. Without a usable image the pin does not count, and staff are told so.
     """
     row = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_PIN, quality="clean").first()
     if row is None:
         return ""
     image, edition = row.describes_earlier_image(listing), row.describes_earlier_edition(listing)
-    if listing.is_unusable and (image or edition):
-        return "The pinned listing has no usable image now. Remove the pin so that the ranking chooses another cover."
+    if listing.is_unusable:
+        return (
+            "The pinned listing has no usable image now, so its pin does not count and the ranking chooses the "
+            "primary cover. Remove the pin, or pin another cover."
+        )
     if image and edition:
         change = "The listing's image and its platform have changed"
     elif image:
