@@ -374,7 +374,7 @@ def test_featurize_statistics_show(anonymous, imported_game):
     cover = imported_game["listing"].cover
     cover.width = cover.height = None
     cover.save()
-    assert "size unknown" in get_cached(anonymous, path)
+    assert "<dt>Pixel size</dt><dd>unknown</dd>" in get_cached(anonymous, path)
 
     def zero_features(batch):
         return np.zeros((len(batch), 4), dtype=np.float32)
