@@ -114,7 +114,7 @@ def test_unmigrated_database_names_the_fix(tmp_path):
     assert result.stdout == ""
 
 
-def test_database_behind_a_migration_names_the_fix_and_changes_nothing(tmp_path):
+def test_pending_migration_rejected_unchanged(tmp_path):
     assert run_cli(tmp_path, "migrate").returncode == 0
     # As a home that an older coverpick migrated: the last migration undone.
     assert run_cli(tmp_path, "migrate", "catalogue", "0005").returncode == 0

@@ -114,7 +114,7 @@ def test_game_page_flags_pin_of_earlier_image(staff_client, client):
     assert f'data-listing="{listing.pk}">Make primary' not in page
 
 
-def test_game_page_asks_to_unpin_a_listing_without_image(staff_client):
+def test_pin_note_unusable_listing(staff_client):
     game, (edition,) = make_game()
     listing, other = make_listing(edition), make_listing(edition)
     pin_cover(listing)
@@ -589,7 +589,7 @@ def test_games_of_moved_listing_ranked_again(tmp_path, client):
     assert "None" not in output.getvalue()
 
 
-def test_import_stopped_after_a_move_leaves_no_stale_primary(tmp_path, monkeypatch):
+def test_stopped_import_keeps_primaries_current(tmp_path, monkeypatch):
     from coverpick.catalogue import importer
     from coverpick.catalogue.models import Game
     from coverpick.ranking import compute_primaries

@@ -459,11 +459,9 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         # catalogue generation, and with it every cached public page.
         summary.listings_unchanged += 1
     if left_game_id is not None and left_game_id != edition.game_id:
-        # The listing moved to another game. The game it left could still show
-        # its cover, even with no listings left, so both games' primary covers
-        # are chosen again in this row's transaction, and an import stopped
-        # later leaves no game showing another's cover. Other games keep their
-        # primary until the next `coverpick rank` or tick.
+        # The game the listing left could still show its cover, so both games' primaries are
+        # recomputed in this row's transaction, which an import stopped later cannot undo.
+        # Other games keep theirs until the next `coverpick rank` or tick.
         moved_between = (left_game_id, edition.game_id)
         compute_primaries(Game.objects.filter(pk__in=moved_between))
         summary.games_ranked.update(moved_between)

@@ -285,9 +285,8 @@ def _describe_pillow_error(fmt: str, error: BaseException) -> str:
     if isinstance(error, MemoryError):
         return f"not enough memory to decode this {fmt} image"
     if "truncated" in lowered or isinstance(error, EOFError):
-        # Pillow's own wording ("image file is truncated (8 bytes not
-        # processed)") repeats the word and counts bytes of its last buffer,
-        # not the bytes missing.
+        # Pillow's message ("image file is truncated (8 bytes not processed)")
+        # repeats the word, so this wording replaces it.
         return f"image is truncated: the {fmt} file ends before the decoder finished reading it"
     if "max_text_chunk" in lowered or "max_text_memory" in lowered:
         return f"PNG text chunk is too large after decompression (a decompression bomb): {detail}"

@@ -262,8 +262,8 @@ def load_texts(sha256_list: list[str]) -> np.ndarray:
     """
     sums = np.zeros((len(sha256_list), TEXT_DIM), dtype=np.float32)
     for name, _method, make_cache in WORD_READINGS:
-        what = "cover text" if name == "text" else f"cover {name} text"
-        sums += np.expm1(_stack_cached(make_cache(), sha256_list, what, TEXT_DIM))
+        description = "cover text" if name == "text" else f"cover {name} text"
+        sums += np.expm1(_stack_cached(make_cache(), sha256_list, description, TEXT_DIM))
     return np.log1p(sums, out=sums)
 
 

@@ -52,7 +52,7 @@ def outdated_pin_note(listing: Listing) -> str:
 
     The pin still chooses the primary cover while the listing has a usable
     image (see coverpick.ranking), so staff are asked to look at the cover
-    again. Without a usable image the pin does not count, and the note says so.
+    again. Without a usable image the pin does not count, and the note states it.
     """
     row = Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_PIN, quality="clean").first()
     if row is None:
