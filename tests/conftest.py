@@ -66,7 +66,16 @@ def sample_catalogue() -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_sample(django_db_setup, django_db_blocker, sample_catalogue):
+def sample_text_cached(sample_catalogue) -> Path:
+    """The sample catalogue, with its covers' words read on every core into the session's text cache (see tests/text_warmup.py)."""
+    from tests.text_warmup import read_text_on_all_cores
+
+    read_text_on_all_cores(sample_catalogue)
+    return sample_catalogue
+
+
+@pytest.fixture(scope="session")
+def trained_sample(django_db_setup, django_db_blocker, sample_text_cached):
     """Import the whole sample catalogue, train and activate heads, sweep and rank, once per session.
 
     Returns the import summary and the trained ClassifierVersion. Tests that
@@ -78,7 +87,7 @@ def trained_sample(django_db_setup, django_db_blocker, sample_catalogue):
     from coverpick.ranking import compute_primaries
 
     with django_db_blocker.unblock():
-        summary = import_catalogue(sample_catalogue)
+        summary = import_catalogue(sample_text_cached)
         version = train(activate=True, out=lambda line: None)
         sweep_summary = sweep(apply=True)
         compute_primaries()

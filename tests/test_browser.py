@@ -87,14 +87,14 @@ def staff(empty_db):
 
 
 @pytest.fixture
-def trained_site(staff, sample_catalogue):
+def trained_site(staff, sample_text_cached):
     """The sample catalogue imported, heads trained and activated, verdicts swept and primaries ranked."""
     from coverpick.catalogue.importer import import_catalogue
     from coverpick.model.sweep import sweep
     from coverpick.ranking import compute_primaries
     from tests.conftest import activate_checkpoint_or_train
 
-    import_catalogue(sample_catalogue)
+    import_catalogue(sample_text_cached)
     version = activate_checkpoint_or_train()
     sweep(apply=True)
     compute_primaries()

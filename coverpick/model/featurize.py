@@ -186,29 +186,34 @@ def _featurize_chunk(
 
 
 def _read_words(cover: CoverImage, reader: TextReader, readings: list[int]) -> list[np.ndarray]:
-    """Return the vector of each of the cover's ``readings`` (indexes into WORD_READINGS), in that order.
+    """Return the vector of each of the stored cover's ``readings`` (indexes into WORD_READINGS), in that order."""
+    return read_word_vectors(read_bytes(cover.path), reader, readings, cover.sha256[:12])
 
-    The cover is decoded again at READ_SIZE so that small print stays legible.
-    An image the OCR engine cannot process gets the vector of a cover without
-    text and a warning naming it, so one odd image never stops a pass.
+
+def read_word_vectors(data: bytes, reader: TextReader, readings: list[int], name: str) -> list[np.ndarray]:
+    """Return the vector of each of ``readings`` (indexes into WORD_READINGS) for the image in ``data``, in that order.
+
+    The image is decoded at READ_SIZE so that small print stays legible. An
+    image the OCR engine cannot process gets the vector of a cover without
+    text and a warning naming it (``name``), so one odd image never stops a pass.
     """
-    image, _ = decode_image(read_bytes(cover.path), draft_size=(READ_SIZE, READ_SIZE))
+    image, _ = decode_image(data, draft_size=(READ_SIZE, READ_SIZE))
     rgb = image if image.mode == "RGB" else to_rgb_on_white(image)
     vectors = []
     for index in readings:
-        name, method, _cache = WORD_READINGS[index]
-        vectors.append(text_vector(_lines(cover, getattr(reader, method), rgb, name)))
+        reading, method, _cache = WORD_READINGS[index]
+        vectors.append(text_vector(_lines(name, getattr(reader, method), rgb, reading)))
     return vectors
 
 
-def _lines(cover: CoverImage, read, rgb, reading: str) -> list:
+def _lines(name: str, read, rgb, reading: str) -> list:
     """Return ``read(rgb)``, or no lines and a warning naming the ``reading`` (a name in WORD_READINGS) when the engine fails on the image."""
     try:
         return read(rgb)
     except TextReaderUnavailable:
         raise
     except Exception as exc:  # the engine raises OpenCV, ONNX Runtime and its own errors alike
-        logger.warning("Reading the %s of cover %s failed (%s: %s); it counts as a cover without text.", reading, cover.sha256[:12], type(exc).__name__, exc)
+        logger.warning("Reading the %s of cover %s failed (%s: %s); it counts as a cover without text.", reading, name, type(exc).__name__, exc)
         return []
 
 
