@@ -1,8 +1,8 @@
 """Read the sample catalogue's cover text on every core before a fixture featurizes the whole sample.
 
-Reading a cover's words is the slowest step of featurizing it (about half a
-second per cover on one core), and coverpick reads covers one at a time, so
-as to leave the web server its core. The test session has the machine to
+Reading a cover's words is the slowest step of featurizing it (an estimated
+0.4 s per cover on one core), and coverpick reads covers one at a time so as
+to leave the web server its core. The test session has the machine to
 itself: this splits the sample's unread images between one process per core,
 each writing the same content-keyed caches that featurize reads. Featurize
 then finds the words cached and only runs the backbone.
@@ -34,6 +34,7 @@ def _unread(paths: list[Path]) -> list[tuple[str, str, list[int]]]:
 
 
 def _start_worker() -> None:
+    """Set up Django in a worker process, because featurize imports the catalogue models."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coverpick.settings")
     import django
 
@@ -41,7 +42,7 @@ def _start_worker() -> None:
 
 
 def _read_share(share: list[tuple[str, str, list[int]]]) -> int:
-    """Read one process's share of the images into the word caches; return how many it read."""
+    """Read one process's share of the images into the word caches and return how many it read."""
     from coverpick.covers.decode import ImageDecodeError
     from coverpick.model.featurize import read_word_vectors, word_caches
     from coverpick.vision.text import TextReader
@@ -61,7 +62,7 @@ def _read_share(share: list[tuple[str, str, list[int]]]) -> int:
 
 
 def read_text_on_all_cores(folder: Path, processes: int | None = None) -> int:
-    """Fill the word caches for every image under ``folder``; return how many images were read.
+    """Fill the word caches for every image under ``folder`` and return how many images were read.
 
     Does nothing with one core, where featurize reads the images at the same speed.
     """
