@@ -127,6 +127,7 @@ def test_pin_note_unusable_listing(staff_client):
     assert "The pinned listing has no usable image now, so its pin does not count" in page
     assert "Pin again" not in page
     assert 'id="unpin"' in page
+    assert "from staff pin" not in page
     # The game shows the other cover, not an empty frame.
     assert ranked(listing).tier > ranked(other).tier
     assert f'data-listing="{other.pk}"' in page.split('id="primary-cover"', 1)[1].split(">", 1)[0]
@@ -629,11 +630,30 @@ def test_pin_left_behind_is_replaced(tmp_path, while_away):
     else:
         pin_cover(stays)
     (tmp_path / "feeds" / "alpha.csv").write_text(feed + "3;Alpha Game;Xbox One;11,00;EUR;images/b2.jpg\n", encoding="utf-8")
-    quiet_import(tmp_path)
+    summary = quiet_import(tmp_path)
 
     # Back in its game, the listing's old pin does not count again.
     pinned = [listing.product_id for listing in annotate_ranking(Listing.objects.filter(edition__game=stays.edition.game)) if listing.is_pinned]
     assert pinned == ([] if while_away == "unpin" else ["3"])
+    assert summary.returned_pins == []
+
+
+def test_pin_back_in_its_game_is_reported(tmp_path):
+    first_import(tmp_path, "")
+    away = Listing.objects.select_related("edition").get(product_id="1")
+    pin_cover(away)
+    feed = (tmp_path / "feeds" / "alpha.csv").read_text(encoding="utf-8")
+
+    write_platform_and_title(tmp_path, "PS4", "Beta Game")
+    assert quiet_import(tmp_path).pins_for_other_game == 1
+    (tmp_path / "feeds" / "alpha.csv").write_text(feed, encoding="utf-8")
+    summary = quiet_import(tmp_path)
+
+    assert [(note.product_id, note.detail) for note in summary.returned_pins] == [("1", "game 'Alpha Game'")]
+    assert "Pinned listings that this import moved back to the game they were pinned in: 1." in "\n".join(summary.lines())
+    assert ranked(away).is_pinned
+    # An import that leaves the listing where it is reports nothing.
+    assert quiet_import(tmp_path).returned_pins == []
 
 
 def test_pin_survives_platform_change(tmp_path):

@@ -91,16 +91,20 @@ class ImportSummary:
     # the label file is read. labels_outdated counts those with outdated staff
     # labels or reviews, which the labelling queue serves first. outdated_pins
     # lists the pinned ones whose pin still counts, and moved_pins those moved
-    # to another game, whose pin no longer counts.
+    # to another game, whose pin no longer counts. returned_pins lists those
+    # moved back to the game they were pinned in, whose pin counts again.
     labels_outdated: int = 0
     outdated_pins: list[PinNote] = field(default_factory=list)
     moved_pins: list[PinNote] = field(default_factory=list)
+    returned_pins: list[PinNote] = field(default_factory=list)
     changed_ids: set[int] = field(default_factory=set, repr=False)
     # The CoverImage rows this import created, so that one it declines can be removed again.
     stored_ids: set[int] = field(default_factory=set, repr=False)
     # Games that a listing left or joined by moving to another game in this
     # import. Each move chooses both games' primary covers again at once.
     games_ranked: set[int] = field(default_factory=set, repr=False)
+    # The listings that moved to another game in this import.
+    moved_ids: set[int] = field(default_factory=set, repr=False)
     labels_imported: int = 0
     # Label rows that matched what was stored, so nothing was written.
     labels_already_stored: int = 0
@@ -151,6 +155,12 @@ class ImportSummary:
                 "longer count. Choose the primary cover of each game affected again on its game page."
             )
             lines.extend(_problem_lines(self.moved_pins))
+        if self.returned_pins:
+            lines.append(
+                f"Pinned listings that this import moved back to the game they were pinned in: {len(self.returned_pins)}. "
+                "Their pins choose the primary cover again. Check them on their game pages."
+            )
+            lines.extend(_problem_lines(self.returned_pins))
         if self.covers_kept:
             kept_count = len(self.covers_kept)
             plural = kept_count != 1
@@ -230,6 +240,11 @@ def _count_outdated_rows(summary: ImportSummary) -> None:
             summary.outdated_pins.append(PinNote(shop, product_id, f"game {game!r}"))
         for shop, product_id, game, pinned_in in pins.filter(for_other_game()).values_list(*fields):
             summary.moved_pins.append(PinNote(shop, product_id, f"pinned in game {pinned_in!r}, now in game {game!r}"))
+        returned = Verdict.objects.filter(
+            listing_id__in=summary.moved_ids.intersection(batch), source=Verdict.SOURCE_MANUAL_PIN, quality="clean"
+        ).exclude(for_outdated())
+        for shop, product_id, game, _pinned_in in returned.order_by("listing__shop__code", "listing__product_id").values_list(*fields):
+            summary.returned_pins.append(PinNote(shop, product_id, f"game {game!r}"))
     summary.labels_outdated = len(labelled)
 
 
@@ -465,6 +480,7 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         moved_between = (left_game_id, edition.game_id)
         compute_primaries(Game.objects.filter(pk__in=moved_between))
         summary.games_ranked.update(moved_between)
+        summary.moved_ids.add(previous.pk)
     if replaced:
         # The classifier's rows describe the old image or edition. Without
         # them the listing is pending, so the next sweep (or tick) predicts it
