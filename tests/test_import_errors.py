@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from coverpick.catalogue import generation
-from coverpick.catalogue.importer import IMAGE_PROBLEMS_SHOWN, import_catalogue
+from coverpick.catalogue.importer import IMAGE_PROBLEMS_SHOWN, ImageProblem, import_catalogue, listing_lines
 from coverpick.catalogue.models import Listing, Shop
 from coverpick.catalogue.normalise import is_iso_currency
 
@@ -353,3 +353,11 @@ def test_image_path_through_symlink_names_resolved_path(tmp_path):
         load_reference("images/cover.jpg", catalogue)
     assert f"resolves to {outside.resolve() / 'cover.jpg'}" in str(caught.value)
     assert "symbolic link" in str(caught.value)
+
+
+def test_listing_lines_count_unlisted_rows():
+    first = [ImageProblem("shop", str(number), "no image reference") for number in range(3)]
+
+    assert listing_lines(first) == [f"  shop shop, product id '{number}': no image reference" for number in range(3)]
+    assert listing_lines(first, total=10)[-1] == "  and 7 more"
+    assert len(listing_lines(first, total=10)) == 4

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from django.core.management import call_command
 
-from coverpick.catalogue.importer import import_catalogue
+from coverpick.catalogue.importer import IMAGE_PROBLEMS_SHOWN, import_catalogue
 from coverpick.catalogue.manual import set_labels
 from coverpick.catalogue.models import ClassifierVersion, CoverImage, Game, Listing, Verdict
 from coverpick.labels import LABEL_CLASSES
@@ -198,6 +198,8 @@ def test_hostile_images_get_a_verdict_or_a_worded_error(trained_sample, tmp_path
         else:
             assert verdict.quality in set(LABEL_CLASSES) | {"unknown"}
     assert result.errors >= 6
+    named = [line for line in result.lines() if line.startswith("  shop hostileshop, product id 'H")]
+    assert len(named) == min(result.errors, IMAGE_PROBLEMS_SHOWN)
     assert result.errors == Verdict.objects.filter(
         classifier_version=version, listing__shop__code="hostileshop", quality__isnull=True
     ).count()

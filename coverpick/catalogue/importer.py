@@ -135,7 +135,7 @@ class ImportSummary:
             f"unchanged: {self.listings_unchanged}",
             f"Cover images newly stored: {self.images_stored}, listings without a usable image: {self.image_errors}",
         ]
-        lines.extend(_problem_lines(self.image_problems))
+        lines.extend(listing_lines(self.image_problems))
         lines += [
             f"Listings no longer in their shop's feed, marked out of stock: {self.listings_withdrawn}",
             f"Listings whose image or edition changed, to be predicted again by the next sweep: {self.listings_to_predict_again}",
@@ -148,19 +148,19 @@ class ImportSummary:
                 "choose the primary cover while the listing has a usable image. Check them on their game pages, then "
                 "pin again or unpin."
             )
-            lines.extend(_problem_lines(self.outdated_pins))
+            lines.extend(listing_lines(self.outdated_pins))
         if self.pins_for_other_game:
             lines.append(
                 f"Pinned listings that this import moved to another game: {self.pins_for_other_game}. Their pins no "
                 "longer count. Choose the primary cover of each game affected again on its game page."
             )
-            lines.extend(_problem_lines(self.moved_pins))
+            lines.extend(listing_lines(self.moved_pins))
         if self.returned_pins:
             lines.append(
                 f"Pinned listings that this import moved back to the game they were pinned in: {len(self.returned_pins)}. "
                 "Their pins choose the primary cover again. Check them on their game pages."
             )
-            lines.extend(_problem_lines(self.returned_pins))
+            lines.extend(listing_lines(self.returned_pins))
         if self.covers_kept:
             kept_count = len(self.covers_kept)
             plural = kept_count != 1
@@ -168,7 +168,7 @@ class ImportSummary:
                 f"Kept the stored cover for {kept_count} listing{'s' if plural else ''} whose image could not "
                 f"be read this time. The next import replaces {'them' if plural else 'it'} once the image can be read."
             )
-            lines.extend(_problem_lines(self.covers_kept))
+            lines.extend(listing_lines(self.covers_kept))
         if self.games_ranked:
             lines.append(f"Games that a listing left or joined, primary cover chosen again: {len(self.games_ranked)}")
         lines.append(
@@ -178,12 +178,15 @@ class ImportSummary:
         return lines
 
 
-def _problem_lines(problems: list[ImageProblem] | list[PinNote]) -> list[str]:
-    """Return one indented line per listing, at most IMAGE_PROBLEMS_SHOWN, then an "and N more" line."""
+def listing_lines(problems: list[ImageProblem] | list[PinNote], total: int | None = None) -> list[str]:
+    """Return one indented line per listing, at most IMAGE_PROBLEMS_SHOWN, then an "and N more" line.
+
+    ``total`` is the number of listings when ``problems`` lists only the first of them.
+    """
     lines = []
     for shop, product_id, text in problems[:IMAGE_PROBLEMS_SHOWN]:
         lines.append(f"  shop {shop}, product id {product_id!r}: {text}")
-    hidden = len(problems) - IMAGE_PROBLEMS_SHOWN
+    hidden = (len(problems) if total is None else total) - min(len(problems), IMAGE_PROBLEMS_SHOWN)
     if hidden > 0:
         lines.append(f"  and {hidden} more")
     return lines

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from coverpick import conf
+from coverpick.catalogue.importer import IMAGE_PROBLEMS_SHOWN, ImageProblem, listing_lines
 from coverpick.catalogue.models import CoverImage, Listing, Verdict
 from coverpick.labels import ERROR_VERDICT
 from coverpick.model.dataset import listing_context, usable_listings
@@ -38,6 +39,8 @@ class SweepSummary:
     selected: int = 0
     predicted: int = 0
     errors: int = 0
+    # The first listings without a usable image, as (shop code, product id, reason).
+    unusable: list = field(default_factory=list)
     # Listings predicted again because they share a game with a selected one (see _predict_chunk).
     refreshed: int = 0
     written: int = 0
@@ -52,6 +55,7 @@ class SweepSummary:
         lines = [
             f"Classifier version: {self.version}",
             f"Listings selected: {self.selected}, predicted: {self.predicted}, unusable images: {self.errors}",
+            *listing_lines(self.unusable, total=self.errors),
             f"Listings of the same games predicted again: {self.refreshed} (their rows are replaced and counted below; "
             "phase-1 rows are written for the selected listings only)",
             "Verdicts: " + (", ".join(f"{k} {v}" for k, v in self.verdicts.most_common()) or "none"),
@@ -163,11 +167,13 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
             summary.verdicts[prediction.quality] += 1
             summary.platforms[prediction.platform] += 1
     usable = set(context.listing_ids)
-    for listing in listings.filter(pk__in=wanted).select_related("cover"):
+    for listing in listings.filter(pk__in=wanted).select_related("cover", "shop").order_by("shop__code", "product_id"):
         if listing.pk not in usable:
             reason = listing.cover_error or (listing.cover.decode_error if listing.cover else None) or "no usable image"
             rows.append(Verdict(listing=listing, source=Verdict.SOURCE_CLASSIFIER, classifier_version=version, error=reason))
             summary.errors += 1
+            if len(summary.unusable) < IMAGE_PROBLEMS_SHOWN:
+                summary.unusable.append(ImageProblem(listing.shop.code, listing.product_id, reason))
             summary.verdicts[ERROR_VERDICT] += 1
         elif listing.cover.phase1:
             result = listing.cover.phase1
