@@ -114,6 +114,20 @@ def test_game_page_flags_pin_of_earlier_image(staff_client, client):
     assert f'data-listing="{listing.pk}">Make primary' not in page
 
 
+def test_pin_note_mentions_outdated_labels(staff_client):
+    game, (edition,) = make_game()
+    labelled, unlabelled = make_listing(edition), make_listing(edition)
+    set_labels(labelled, ["clean"])
+    for listing in (labelled, unlabelled):
+        pin_cover(listing)
+        give_new_image(listing)
+
+        page = staff_client.get(f"/games/{game.pk}/").content.decode()
+
+        assert "The listing&#x27;s image has changed since it was pinned." in page
+        assert ("Pinning again keeps its staff labels of the earlier image" in page) == (listing is labelled)
+
+
 def test_pin_note_unusable_listing(staff_client):
     game, (edition,) = make_game()
     listing, other = make_listing(edition), make_listing(edition)

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from coverpick.catalogue.manual import pin_cover, unpin_game
-from coverpick.catalogue.models import Edition, Game, Listing, Verdict
+from coverpick.catalogue.models import Edition, Game, Listing, Verdict, listings_to_relabel
 from coverpick.ranking import compute_primaries, ranked_covers
 from coverpick.web.access import is_staff, staff_required
 from coverpick.web.explain import annotate_platforms, describe_candidates, pixel_size
@@ -71,7 +71,11 @@ def outdated_pin_note(listing: Listing) -> str:
         change = "The listing's platform has changed"
     else:
         return ""
-    return f"{change} since it was pinned. The pin still chooses this cover: check it, then pin it again or remove the pin."
+    note = f"{change} since it was pinned. The pin still chooses this cover: check it, then pin it again or remove the pin."
+    if listings_to_relabel([listing.pk]).exists():
+        # Pins and labels are separate staff rows, so pinning again leaves the outdated labels as they are.
+        note += " Pinning again keeps its staff labels of the earlier image, and the labelling queue asks for new ones."
+    return note
 
 
 def _game_context(request, game: Game) -> dict:
