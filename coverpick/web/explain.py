@@ -134,9 +134,10 @@ def order_reason(previous: Listing | None, listing: Listing) -> str:
     return "Ties with the cover above on tier, clean score, shop preference and size; the older listing comes first."
 
 
-def pixel_size(cover: CoverImage | None) -> str:
+def pixel_size(cover: CoverImage | None, unknown: str = "size unknown") -> str:
+    """Return the cover's width and height in pixels, or ``unknown`` when either was never measured."""
     if cover is None or not cover.width or not cover.height:
-        return "size unknown"
+        return unknown
     return f"{cover.width}×{cover.height} px"
 
 
@@ -149,7 +150,7 @@ def image_statistics(cover: CoverImage | None) -> dict[str, float]:
 
 def image_facts(cover: CoverImage | None) -> list[tuple[str, str]]:
     """Return (name, value) rows of the image statistics that explain a quality verdict."""
-    facts = [("Pixel size", pixel_size(cover) if cover is not None and cover.width and cover.height else "unknown")]
+    facts = [("Pixel size", pixel_size(cover, unknown="unknown"))]
     stats = image_statistics(cover)
     if not stats:
         return facts
