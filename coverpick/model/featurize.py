@@ -213,7 +213,7 @@ def _lines(name: str, read, rgb, reading: str) -> list:
     except TextReaderUnavailable:
         raise
     except Exception as exc:  # the engine raises OpenCV, ONNX Runtime and its own errors alike
-        logger.warning("Reading the %s of cover %s failed (%s: %s); it counts as a cover without text.", reading, name, type(exc).__name__, exc)
+        logger.warning("Reading the %s of cover %s failed (%s: %s), so it counts as a cover without text.", reading, name, type(exc).__name__, exc)
         return []
 
 

@@ -40,7 +40,7 @@ class SweepSummary:
     predicted: int = 0
     errors: int = 0
     # The first listings without a usable image, as (shop code, product id, reason).
-    unusable: list = field(default_factory=list)
+    unusable: list[ImageProblem] = field(default_factory=list)
     # Listings predicted again because they share a game with a selected one (see _predict_chunk).
     refreshed: int = 0
     written: int = 0
