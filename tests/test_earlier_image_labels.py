@@ -594,7 +594,7 @@ def test_games_of_moved_listing_ranked_again(tmp_path, client):
     beta = Game.objects.get(title="Beta Game")
     assert beta.primary_listing_id in set(Listing.objects.values_list("pk", flat=True))
     assert len(summary.games_ranked) == 2
-    assert "Games that a listing left or joined, primary cover chosen again: 2" in summary.lines()
+    assert any(line.startswith("Games whose primary cover was chosen again") and line.endswith(": 2") for line in summary.lines())
     page = client.get("/").content.decode()
     assert "Alpha Game" not in page
     assert "Beta Game" in page
@@ -725,3 +725,63 @@ def test_migration_fills_staff_row_editions():
         (pinned.pk, Verdict.SOURCE_MANUAL_PIN): second.pk,
     }
     assert Verdict.objects.get(source=Verdict.SOURCE_CLASSIFIER).edition_id is None
+
+
+def test_moved_listing_ranks_without_old_verdict(tmp_path):
+    from coverpick.catalogue.models import Game
+
+    first_import(tmp_path, "")
+    version = heads_version()
+    moved, staying = Listing.objects.get(product_id="1"), Listing.objects.get(product_id="2")
+    predict(moved, version, "clean", clean_probability=0.95)
+    predict(staying, version, "low_resolution", clean_probability=0.1)
+    compute_primaries()
+
+    write_platform_and_title(tmp_path, "PS4", "Beta Game")
+    quiet_import(tmp_path)
+
+    # The moved listing lost its verdict with its game, so it no longer beats Beta Game's own cover.
+    assert Game.objects.get(title="Beta Game").primary_listing_id == staying.pk
+
+
+def test_primary_new_image_ranks_again(tmp_path):
+    from coverpick.catalogue.models import Game
+
+    first_import(tmp_path, "")
+    third_row = "3;Alpha Game;Xbox One;11,00;EUR;images/b2.jpg\n"
+    feed = tmp_path / "feeds" / "alpha.csv"
+    feed.write_text(feed.read_text(encoding="utf-8") + third_row, encoding="utf-8")
+    quiet_import(tmp_path)
+    version = heads_version()
+    primary, other = Listing.objects.get(product_id="1"), Listing.objects.get(product_id="3")
+    predict(primary, version, "clean", clean_probability=0.95)
+    predict(other, version, "margins", clean_probability=0.2)
+    compute_primaries()
+    alpha = Game.objects.get(title="Alpha Game")
+    assert alpha.primary_listing_id == primary.pk
+
+    write_catalogue(tmp_path, "images/a2.jpg", "")
+    feed.write_text(feed.read_text(encoding="utf-8") + third_row, encoding="utf-8")
+    summary = quiet_import(tmp_path)
+
+    alpha.refresh_from_db()
+    assert alpha.primary_listing_id == other.pk
+    assert summary.games_ranked == {alpha.pk}
+
+
+def test_other_listing_new_image_keeps_primary(tmp_path):
+    first_import(tmp_path, "")
+    third_row = "3;Alpha Game;Xbox One;11,00;EUR;images/b2.jpg\n"
+    feed = tmp_path / "feeds" / "alpha.csv"
+    feed.write_text(feed.read_text(encoding="utf-8") + third_row, encoding="utf-8")
+    quiet_import(tmp_path)
+    version = heads_version()
+    predict(Listing.objects.get(product_id="1"), version, "clean", clean_probability=0.95)
+    predict(Listing.objects.get(product_id="3"), version, "margins", clean_probability=0.2)
+    compute_primaries()
+
+    feed.write_text(feed.read_text(encoding="utf-8").replace("images/b2.jpg", "images/a2.jpg"), encoding="utf-8")
+    summary = quiet_import(tmp_path)
+
+    assert summary.listings_to_predict_again == 1
+    assert summary.games_ranked == set()

@@ -101,7 +101,8 @@ class ImportSummary:
     # The CoverImage rows this import created, so that one it declines can be removed again.
     stored_ids: set[int] = field(default_factory=set, repr=False)
     # Games that a listing left or joined by moving to another game in this
-    # import. Each move chooses both games' primary covers again at once.
+    # import, or whose primary listing got a new image. Each such row chooses
+    # the primary covers of its games again at once.
     games_ranked: set[int] = field(default_factory=set, repr=False)
     # The listings that moved to another game in this import.
     moved_ids: set[int] = field(default_factory=set, repr=False)
@@ -170,7 +171,10 @@ class ImportSummary:
             )
             lines.extend(listing_lines(self.covers_kept))
         if self.games_ranked:
-            lines.append(f"Games that a listing left or joined, primary cover chosen again: {len(self.games_ranked)}")
+            lines.append(
+                "Games whose primary cover was chosen again because a listing left or joined them, or the primary "
+                f"listing's image changed: {len(self.games_ranked)}"
+            )
         lines.append(
             f"Label rows imported: {self.labels_imported}, already stored: {self.labels_already_stored}, "
             f"kept newer staff labels: {self.labels_kept}, refused: {self.label_lines_refused}"
@@ -476,14 +480,6 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         # Writing an identical row would still move updated_at and the
         # catalogue generation, and with it every cached public page.
         summary.listings_unchanged += 1
-    if left_game_id is not None and left_game_id != edition.game_id:
-        # The game the listing left could still show its cover, so both games' primaries are
-        # recomputed in this row's transaction, which an import stopped later cannot undo.
-        # Other games keep theirs until the next `coverpick rank` or tick.
-        moved_between = (left_game_id, edition.game_id)
-        compute_primaries(Game.objects.filter(pk__in=moved_between))
-        summary.games_ranked.update(moved_between)
-        summary.moved_ids.add(previous.pk)
     if replaced:
         # The classifier's rows describe the old image or edition. Without
         # them the listing is pending, so the next sweep (or tick) predicts it
@@ -495,6 +491,21 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         # Also after an import that left the listing without an image: a
         # pin or label written for the image before that is outdated too.
         summary.changed_ids.add(previous.pk)
+    # Ranked again after the classifier's rows are gone, or the listing would rank by its old verdict.
+    rerank: set[int] = set()
+    if left_game_id is not None and left_game_id != edition.game_id:
+        # The game the listing left could still show its cover, and the game it
+        # joined could show it on the strength of no verdict.
+        rerank.update((left_game_id, edition.game_id))
+        summary.moved_ids.add(previous.pk)
+    elif image_changed and Game.objects.filter(pk=edition.game_id, primary_listing_id=previous.pk).exists():
+        # The game's primary would show the new, unjudged image.
+        rerank.add(edition.game_id)
+    if rerank:
+        # In this row's transaction, which an import stopped later cannot undo.
+        # Other games keep their primaries until the next `coverpick rank` or tick.
+        compute_primaries(Game.objects.filter(pk__in=rerank))
+        summary.games_ranked.update(rerank)
     image_problem = cover_error or _decode_problem(cover, row)
     if image_problem:
         summary.image_errors += 1
