@@ -6,7 +6,8 @@ Rules, in order:
 - a listing whose image could not be stored or decoded is unusable (tier 7);
 - a cover that a classifier assigns to a family other than the listing's
   declared family ranks as wrong_console (tier 6): the active platform head when
-  it does not abstain, or phase 1 when its confidence reaches PHASE1_CONFIDENT;
+  it does not abstain, or phase 1 when its confidence reaches PHASE1_CONFIDENT.
+  A manual verdict overrides this, since staff judged the cover for the listing;
 - otherwise the tier of the latest manual verdict (manual-train, a confirmed
   review, a pin's clean) if there is one, else the active heads' verdict.
   Demotion markers (manual-pin/unknown) and rejected reviews are never read as
@@ -17,9 +18,9 @@ Rules, in order:
   threshold), every other usable cover, and unusable covers last;
 - within a group, a `clean` verdict comes before `gkc` and `ciab` (a plain
   cover beats one that carries a key-card or code notice). Then the higher
-  clean score wins: 1 for a manual verdict of tier 0 (clean, gkc or ciab), 0
-  for any other manual verdict, otherwise the active heads' probability of
-  `clean`. Tier, shop
+  clean score wins: 1 for a manual verdict of tier 0 (clean, gkc or ciab),
+  MANUAL_DEFECT_SCORE for one of tiers 1 to 4, 0 for any other manual
+  verdict, otherwise the active heads' probability of `clean`. Tier, shop
   preference, natural resolution and listing id break the remaining ties.
 
 The clean score comes before the tier inside a group because the tier follows
@@ -55,6 +56,14 @@ PHASE1_CONFIDENT = 0.8
 UNUSABLE_TIER = 7
 MISMATCH_TIER = TIER_BY_VERDICT["wrong_console"]
 TIER_ZERO_VERDICTS = tuple(verdict for verdict, tier in TIER_BY_VERDICT.items() if tier == 0)
+# A staff label of a defect that still shows the right box front (3D render,
+# low resolution, margins and the like, tiers 1 to 4) ranks like this clean
+# score: above covers the heads find almost surely not clean, such as a
+# placeholder at 0.0002, and below covers the heads give a real chance of being
+# clean. The value is a judgement, not measured: the sample has no staff labels
+# in its cross-validation.
+MANUAL_DEFECT_SCORE = 0.05
+USABLE_DEFECT_VERDICTS = tuple(verdict for verdict, tier in TIER_BY_VERDICT.items() if 1 <= tier <= DEFAULT_TIER)
 # Ranking groups, in order: the pin, clean-leaning covers, other usable covers, unusable covers.
 GROUP_PINNED, GROUP_CLEAN_LEANING, GROUP_OTHER, GROUP_UNUSABLE = -1, 0, 1, 2
 
@@ -119,7 +128,8 @@ def annotate_ranking(listings: QuerySet[Listing]) -> QuerySet[Listing]:
                 # cover at all, so it counts again only once the image is usable.
                 When(is_unusable=True, then=Value(UNUSABLE_TIER)),
                 When(is_pinned=True, then=Value(PINNED_TIER)),
-                When(platform_mismatch=True, then=Value(MISMATCH_TIER)),
+                # A staff label judged the cover for this listing, so it beats a classifier's platform reading.
+                When(platform_mismatch=True, manual_verdict__isnull=True, then=Value(MISMATCH_TIER)),
                 *tier_cases,
                 default=Value(DEFAULT_TIER),
                 output_field=IntegerField(),
@@ -143,6 +153,7 @@ def annotate_ranking(listings: QuerySet[Listing]) -> QuerySet[Listing]:
             clean_score=Case(
                 When(is_pinned=True, then=Value(1.0)),
                 When(manual_verdict__in=TIER_ZERO_VERDICTS, then=Value(1.0)),
+                When(manual_verdict__in=USABLE_DEFECT_VERDICTS, then=Value(MANUAL_DEFECT_SCORE)),
                 When(manual_verdict__isnull=False, then=Value(0.0)),
                 default=Coalesce("classifier_clean", Value(0.0)),
                 output_field=FloatField(),

@@ -140,6 +140,43 @@ def test_platform_head_mismatch_demotes_to_wrong_console():
     assert tiers(game)[mismatched.pk] == 6
 
 
+def test_staff_label_overrides_platform_mismatch():
+    game, (edition,) = make_game(platforms=(("ps4", "sony"),))
+    version = heads_version()
+    labelled = make_listing(edition)
+    matched = make_listing(edition)
+    predict(labelled, version, "clean", platform="xbox")
+    predict(matched, version, "3d_render", platform="sony")
+    set_labels(labelled, ["gkc"])
+
+    assert tiers(game)[labelled.pk] == 0
+    assert order(game) == [labelled.pk, matched.pk]
+
+
+def test_staff_defect_beats_sure_placeholder():
+    game, (edition,) = make_game()
+    version = heads_version()
+    labelled, placeholder, maybe_clean = make_listing(edition), make_listing(edition), make_listing(edition)
+    predict(labelled, version, "clean", clean_probability=0.9)
+    set_labels(labelled, ["low_resolution"])
+    predict(placeholder, version, "placeholder", confidence=0.99, clean_probability=0.0002)
+    # A cover the heads call wrong_game but give a fair chance of clean still ranks first.
+    predict(maybe_clean, version, "wrong_game", confidence=0.6, clean_probability=0.3)
+
+    assert order(game) == [maybe_clean.pk, labelled.pk, placeholder.pk]
+
+
+def test_staff_wrong_cover_ranks_below_classifier_covers():
+    game, (edition,) = make_game()
+    version = heads_version()
+    labelled, placeholder = make_listing(edition), make_listing(edition)
+    predict(labelled, version, "clean", clean_probability=0.9)
+    set_labels(labelled, ["wrong_game"])
+    predict(placeholder, version, "placeholder", confidence=0.99, clean_probability=0.0002)
+
+    assert order(game) == [placeholder.pk, labelled.pk]
+
+
 def test_abstaining_platform_head_is_not_a_mismatch():
     game, (edition,) = make_game(platforms=(("ps4", "sony"),))
     version = heads_version()

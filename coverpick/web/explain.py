@@ -75,7 +75,7 @@ def tier_reason(listing: Listing) -> str:
         return f"No usable image: {problem}."
     if listing.is_pinned:
         return "Pinned by staff, so it always comes first."
-    if listing.platform_mismatch and listing.tier == MISMATCH_TIER:
+    if listing.platform_mismatch and listing.manual_verdict is None and listing.tier == MISMATCH_TIER:
         read = _mismatching_platform(listing)
         return (
             f"Declared platform family is {listing.platform_family}, but a classifier reads {read} "
@@ -118,7 +118,7 @@ def order_reason(previous: Listing | None, listing: Listing) -> str:
     if listing.notice_rank != previous.notice_rank:
         return f"Same group as the cover above, but its verdict {listing.effective_verdict} carries a notice that a plain clean cover does not."
     if listing.clean_score != previous.clean_score:
-        return f"Same group as the cover above; its clean score is {listing.clean_score:.2f} against {previous.clean_score:.2f}."
+        return f"Same group as the cover above; its clean score is {listing.clean_score:.2g} against {previous.clean_score:.2g}."
     if listing.tier != previous.tier:
         return f"Same group and clean score as the cover above; its tier is {listing.tier} against {previous.tier}."
     if listing.shop.preference != previous.shop.preference:
