@@ -379,3 +379,42 @@ def test_truncated_feed_withdraws_nothing(catalogue):
     assert summary.listings_withdrawn == 0
     assert Listing.objects.filter(shop__code="consolecorner").exclude(in_stock=False).count() == offered
     assert any("were not checked for withdrawn products" in warning for warning in warnings)
+
+
+@pytest.mark.slow
+def test_feed_cut_mid_row_withdraws_nothing(catalogue):
+    feed = catalogue / "feeds" / "pixelcrate.csv"
+    text = feed.read_text(encoding="utf-8")
+    run_import(catalogue, with_labels=False)
+    offered = Listing.objects.filter(shop__code="pixelcrate").exclude(in_stock=False).count()
+
+    # Cut a few fields into the row after the middle of the file, as a stopped transfer leaves it.
+    cut = text.index("\n", len(text) // 2) + 20
+    feed.write_text(text[:cut], encoding="utf-8")
+    warnings: list[str] = []
+    summary = import_catalogue(catalogue, with_labels=False, warn=warnings.append)
+
+    assert summary.listings_withdrawn == 0
+    assert Listing.objects.filter(shop__code="pixelcrate").exclude(in_stock=False).count() == offered
+    assert any("its last row is cut off" in warning for warning in warnings)
+
+
+@pytest.mark.slow
+def test_mass_withdrawal_needs_option(catalogue):
+    feed = catalogue / "feeds" / "lootlane.jsonl"
+    rows = read_rows(feed)
+    run_import(catalogue, with_labels=False)
+    kept = 5
+    write_rows(feed, rows[:kept])
+
+    warnings: list[str] = []
+    summary = import_catalogue(catalogue, with_labels=False, warn=warnings.append)
+
+    assert summary.listings_withdrawn == 0
+    assert not Listing.objects.filter(shop__code="lootlane", in_stock=False).exists()
+    assert any(f"the feed lacks {len(rows) - kept} of its shop's {len(rows)} listings in stock" in warning for warning in warnings)
+
+    summary = run_import(catalogue, with_labels=False, allow_mass_withdrawal=True)
+
+    assert summary.listings_withdrawn == len(rows) - kept
+    assert Listing.objects.filter(shop__code="lootlane", in_stock=False).count() == len(rows) - kept

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -42,6 +43,11 @@ from coverpick.ranking import compute_primaries
 
 # Listings marked out of stock per UPDATE, under SQLite's limit on query parameters.
 WITHDRAW_BATCH = 500
+# A feed that would mark more than this share of its shop's listings out of
+# stock, and at least WITHDRAW_GUARD_MIN of them, is taken for a cut export
+# and marks none, unless the import is told the shop really dropped them.
+WITHDRAW_GUARD_SHARE = 0.5
+WITHDRAW_GUARD_MIN = 10
 # Listing ids per query when counting staff rows of changed images.
 ID_BATCH = 500
 
@@ -200,9 +206,17 @@ Reporter = Callable[[str], None]
 
 
 def import_catalogue(
-    catalogue_dir: Path, *, with_labels: bool = True, warn: Reporter | None = None, progress: bool = False
+    catalogue_dir: Path,
+    *,
+    with_labels: bool = True,
+    warn: Reporter | None = None,
+    progress: bool = False,
+    allow_mass_withdrawal: bool = False,
 ) -> ImportSummary:
     """Import every feed of a catalogue folder, then its labels unless ``with_labels`` is false.
+
+    ``allow_mass_withdrawal`` lets a feed mark most of its shop's listings out
+    of stock (see WITHDRAW_GUARD_SHARE).
 
     Each warning goes to ``warn`` when it is given, and to this module's logger
     otherwise. Raises FileNotFoundError when the folder or its feeds/ folder is
@@ -219,7 +233,7 @@ def import_catalogue(
             f"{', '.join(FEED_EXTENSIONS)}, one per shop, and ignores hidden files."
         )
     for feed_path in feed_paths:
-        _import_feed(feed_path, catalogue_dir, summary, report, progress)
+        _import_feed(feed_path, catalogue_dir, summary, report, progress, allow_mass_withdrawal)
     _apply_configured_preference(report)
     labels_path = catalogue_dir / "labels.jsonl"
     if with_labels and labels_path.is_file():
@@ -325,7 +339,9 @@ def _open_feed(feed_path: Path, report: Reporter):
     return None
 
 
-def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, report: Reporter, progress: bool) -> None:
+def _import_feed(
+    feed_path: Path, catalogue_dir: Path, summary: ImportSummary, report: Reporter, progress: bool, allow_mass_withdrawal: bool
+) -> None:
     items = _open_feed(feed_path, report)
     if items is None:
         summary.feed_files_skipped += 1
@@ -338,7 +354,9 @@ def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, r
     unknown_currencies: dict[str, _UnknownCurrency] = {}
     seen_products: set[str] = set()
     stopped_early = False
+    last_refused = False
     for index, item in enumerate(items):
+        last_refused = isinstance(item, FeedProblem)
         if isinstance(item, FeedProblem) and index == 0 and item.outcome != "row skipped":
             # The reader stopped before its first row, so nothing of this file is imported.
             summary.feed_files_skipped += 1
@@ -370,29 +388,58 @@ def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, r
                 unknown_currencies[item.currency] = seen._replace(rows=seen.rows + 1)
     summary.feed_files_read += 1
     _report_unknown_currencies(feed_path, unknown_currencies, report)
-    _withdraw_missing(feed_path, seen_products, stopped_early, summary, report)
+    if stopped_early:
+        reason = "reading stopped before its end"
+    elif last_refused and not _ends_with_newline(feed_path):
+        reason = "its last row is cut off"
+    elif not seen_products:
+        reason = "it has no rows"
+    else:
+        reason = None
+    _withdraw_missing(feed_path, seen_products, reason, summary, report, allow_mass_withdrawal)
 
 
-def _withdraw_missing(feed_path: Path, seen: set[str], stopped_early: bool, summary: ImportSummary, report: Reporter) -> None:
+def _ends_with_newline(path: Path) -> bool:
+    """Return whether the file's last byte ends a line, as the last row of a complete text export does."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) in (b"\n", b"\r")
+
+
+def _withdraw_missing(
+    feed_path: Path, seen: set[str], incomplete: str | None, summary: ImportSummary, report: Reporter, allow_mass_withdrawal: bool
+) -> None:
     """Mark the shop's listings that this feed no longer contains as out of stock, so their old prices are not shown as offers.
 
     A product whose row could not be read counts as missing too: its price
-    cannot be confirmed. Nothing is marked when the reader stopped before the
-    end of the file or the file has no rows, since a broken export would
-    otherwise take a whole shop out of stock. A later import that contains the
-    product again stores its stock state from the feed.
+    cannot be confirmed. Nothing is marked when the feed looks incomplete
+    (``incomplete`` says why: the reader stopped early, the last row is cut
+    off, or there are no rows), or when it would mark most of the shop's
+    listings and ``allow_mass_withdrawal`` is false, since a broken export
+    would otherwise take a whole shop out of stock. A later import that
+    contains the product again stores its stock state from the feed.
     """
     shop = Shop.objects.filter(code=feed_path.stem).first()
     if shop is None:
         return
     offered = Listing.objects.filter(shop=shop).exclude(in_stock=False)
-    if stopped_early or not seen:
+    if incomplete is not None:
         unchecked = offered.count()
         if unchecked:
-            reason = "reading stopped before its end" if stopped_early else "it has no rows"
-            report(f"{feed_path}: {reason}, so its shop's {unchecked} listings were not checked for withdrawn products.")
+            report(f"{feed_path}: {incomplete}, so its shop's {unchecked} listings were not checked for withdrawn products.")
         return
-    missing = [pk for pk, product_id in offered.values_list("pk", "product_id") if product_id not in seen]
+    in_stock = list(offered.values_list("pk", "product_id"))
+    missing = [pk for pk, product_id in in_stock if product_id not in seen]
+    if not allow_mass_withdrawal and len(missing) >= WITHDRAW_GUARD_MIN and len(missing) > WITHDRAW_GUARD_SHARE * len(in_stock):
+        report(
+            f"{feed_path}: the feed lacks {len(missing)} of its shop's {len(in_stock)} listings in stock, which looks "
+            "like a cut export, so none were marked out of stock. If the shop did drop them, import again with "
+            "--allow-mass-withdrawal."
+        )
+        return
     for start in range(0, len(missing), WITHDRAW_BATCH):
         batch = missing[start : start + WITHDRAW_BATCH]
         Listing.objects.filter(pk__in=batch).update(in_stock=False, updated_at=timezone.now())

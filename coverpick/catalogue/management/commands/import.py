@@ -17,13 +17,23 @@ class Command(BaseCommand):
         parser.add_argument("catalogue_dir", type=Path, help="Folder holding feeds/ and optionally labels.jsonl")
         parser.add_argument("--no-labels", action="store_true", help="Skip labels.jsonl (default: import it when present)")
         parser.add_argument("--quiet", action="store_true", help="Hide the progress bars")
+        parser.add_argument(
+            "--allow-mass-withdrawal",
+            action="store_true",
+            help="Mark listings out of stock even when a feed lacks more than half of its shop's listings in stock "
+            "(default: such a feed is taken for a cut export and marks none)",
+        )
 
-    def handle(self, catalogue_dir: Path, no_labels: bool, quiet: bool, **options):
+    def handle(self, catalogue_dir: Path, no_labels: bool, quiet: bool, allow_mass_withdrawal: bool, **options):
         # Warnings go to stderr once each. Skipped rows and files do not change
         # the exit status, and a missing or wrong folder is a CommandError.
         try:
             summary = import_catalogue(
-                catalogue_dir, with_labels=not no_labels, warn=lambda m: self.stderr.write(f"warning: {m}"), progress=not quiet
+                catalogue_dir,
+                with_labels=not no_labels,
+                warn=lambda m: self.stderr.write(f"warning: {m}"),
+                progress=not quiet,
+                allow_mass_withdrawal=allow_mass_withdrawal,
             )
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise CommandError(str(exc)) from exc
