@@ -121,13 +121,26 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en"
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level() -> str:
+    level = os.environ.get("COVERPICK_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise conf.SettingError(
+            f"COVERPICK_LOG_LEVEL={os.environ['COVERPICK_LOG_LEVEL']!r} is not a log level. "
+            f"Use one of {', '.join(LOG_LEVELS)}, or unset it for INFO."
+        )
+    return level
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "coverpick": {"handlers": ["console"], "level": os.environ.get("COVERPICK_LOG_LEVEL", "INFO")},
+        "coverpick": {"handlers": ["console"], "level": _log_level()},
         # Without these, Django drops server errors and rejected hosts when DEBUG is off.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "django.security": {"handlers": ["console"], "level": "WARNING", "propagate": False},

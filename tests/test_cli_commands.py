@@ -176,6 +176,7 @@ def test_rejected_host_is_logged(tmp_path):
     [
         ("COVERPICK_BACKBONE", "foo", "train", "COVERPICK_BACKBONE='foo' is not a known backbone; valid values are efficientnet_lite0"),
         ("DATABASE_URL", "garbage", "shops", "DATABASE_URL='garbage' is invalid"),
+        ("COVERPICK_LOG_LEVEL", "LOUD", "rank", "COVERPICK_LOG_LEVEL='LOUD' is not a log level. Use one of DEBUG, INFO"),
     ],
 )
 def test_bad_setting_gives_one_line(tmp_path, variable, value, command, fragment):
