@@ -125,7 +125,7 @@ def test_pin_note_mentions_outdated_labels(staff_client):
         page = staff_client.get(f"/games/{game.pk}/").content.decode()
 
         assert "The listing&#x27;s image has changed since it was pinned." in page
-        assert ("Pinning again keeps its staff labels of the earlier image" in page) == (listing is labelled)
+        assert ("Pinning again keeps its outdated staff labels" in page) == (listing is labelled)
 
 
 def test_pin_note_unusable_listing(staff_client):

@@ -74,7 +74,7 @@ def outdated_pin_note(listing: Listing) -> str:
     note = f"{change} since it was pinned. The pin still chooses this cover: check it, then pin it again or remove the pin."
     if listings_to_relabel([listing.pk]).exists():
         # Pins and labels are separate staff rows, so pinning again leaves the outdated labels as they are.
-        note += " Pinning again keeps its staff labels of the earlier image, and the labelling queue asks for new ones."
+        note += " Pinning again keeps its outdated staff labels, and the labelling queue asks for new ones."
     return note
 
 

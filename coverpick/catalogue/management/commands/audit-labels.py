@@ -12,7 +12,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--out", type=Path, default=None, help="JSONL file to write (default: COVERPICK_HOME/audit/suspects.jsonl)")
+        parser.add_argument("--out", type=Path, default=None, help="JSONL file to write (default: COVERPICK_HOME/audit/suspects.jsonl, the file the labelling queue reads)")
         parser.add_argument("--folds", type=int, default=5, help="Folds grouped by game (default: 5)")
         parser.add_argument("--seed", type=int, default=0, help="Seed for folds and initialisation (default: 0)")
         parser.add_argument("--top", type=int, default=15, help="Suspects listed in the summary (default: 15)")
