@@ -104,3 +104,34 @@ def test_report_prints_both_clean_recalls():
 
     assert "Clean recall 0.500 with 0.000 of defect covers called clean (clean threshold 0.900)" in lines
     assert "Clean recall counting notice verdicts: 1.000 at that threshold (a clean cover called gkc or ciab counts when it carries that notice)" in lines
+
+
+@pytest.mark.parametrize(
+    "records, expected",
+    [
+        # Every defect cover is called clean above every clean cover, so no threshold keeps the share at 5 %.
+        (
+            [scored(["clean"], "clean", 0.40), scored(["clean", "ciab"], "ciab", 0.10), scored(["margins"], "clean", 0.90)],
+            "Clean recall: no clean threshold calls 5% or fewer of the defect covers clean, so it is 0 at that share "
+            "(counting notice verdicts: 0.500)",
+        ),
+        (
+            [scored(["clean"], "clean", 0.40)],
+            "Clean recall at a clean threshold: not measured, since the reference labels need clean and defect covers both",
+        ),
+    ],
+)
+def test_report_says_clean_goal_unmet(records, expected):
+    result = {
+        "listings": len(records),
+        "folds": 2,
+        "per_class": {},
+        "defects_called_clean": 0.0,
+        "platform_accuracy": 1.0,
+        "platform_coverage": 1.0,
+        "primary_clean_rate": None,
+        "clean_at_goal": clean_recall_at(records),
+        "platform_at_goal": {"accuracy": None},
+    }
+
+    assert expected in format_report(result)

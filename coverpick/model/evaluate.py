@@ -237,6 +237,13 @@ def format_report(result: dict) -> list[str]:
             f"Clean recall counting notice verdicts: {clean['recall_with_notices']:.3f} at that threshold "
             "(a clean cover called gkc or ciab counts when it carries that notice)"
         )
+    elif clean["recall"] is None:
+        lines.append("Clean recall at a clean threshold: not measured, since the reference labels need clean and defect covers both")
+    else:
+        lines.append(
+            f"Clean recall: no clean threshold calls {DEFECT_SHARE_GOAL:.0%} or fewer of the defect covers clean, "
+            f"so it is 0 at that share (counting notice verdicts: {clean['recall_with_notices']:.3f})"
+        )
     platform = result["platform_at_goal"]
     if platform["accuracy"] is not None:
         lines.append(
