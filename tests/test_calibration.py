@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from coverpick.labels import LABEL_CLASSES
-from coverpick.model.audit import suspicion_scores
+from coverpick.model.audit import suggested_labels, suspicion_scores
 from coverpick.model.calibration import apply_temperature, fit_temperature, log_loss, reliability_table, threshold_for_precision
 from coverpick.model.heads import softmax
 
@@ -147,3 +147,25 @@ def test_calibrate_reports_clean_recall_and_warns_when_low():
     assert "mean conf" in header
     platform_title = lenient_lines.index("Reliability of the calibrated platform verdict (out-of-fold):")
     assert lenient_lines[platform_title + 1] == header
+
+
+def probabilities(**given: float) -> np.ndarray:
+    row = np.full(len(LABEL_CLASSES), 0.001)
+    for name, value in given.items():
+        row[LABEL_CLASSES.index(name)] = value
+    return row
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ({"placeholder": 0.5, "clean": 0.4}, ["placeholder"]),
+        ({"wrong_game": 0.5, "clean": 0.4}, ["wrong_game"]),
+        ({"gkc": 0.5, "ciab": 0.45}, ["gkc"]),
+        ({"clean": 0.5, "gkc": 0.4}, ["clean", "gkc"]),
+        ({"3d_render": 0.5, "multi_platform": 0.3}, ["3d_render", "multi_platform"]),
+        ({"3d_render": 0.8, "multi_platform": 0.1}, ["3d_render"]),
+    ],
+)
+def test_suggestions_keep_labelling_rules(given, expected):
+    assert suggested_labels(probabilities(**given)) == expected

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coverpick.catalogue.models import Listing, Verdict
-from coverpick.labels import LABEL_CLASSES
+from coverpick.labels import LABEL_CLASSES, LabelError, validate_label_set
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +68,20 @@ def suspicion_scores(label_sets: list[list[str]], probs: np.ndarray) -> np.ndarr
 
 
 def suggested_labels(probs_row: np.ndarray) -> list[str]:
-    """Return the argmax class, plus a second class when it is nearly as likely."""
+    """Return the argmax class, plus a second class when it is nearly as likely and the labelling rules allow the pair.
+
+    A pair the rules forbid (``placeholder`` with ``clean``, say) would be a
+    suggestion staff could not save, so the argmax class then stands alone.
+    """
     order = np.argsort(-probs_row)
     picked = [LABEL_CLASSES[order[0]]]
     if probs_row[order[1]] >= 0.5 * probs_row[order[0]]:
-        picked.append(LABEL_CLASSES[order[1]])
+        pair = [*picked, LABEL_CLASSES[order[1]]]
+        try:
+            validate_label_set(pair)
+        except LabelError:
+            return picked
+        return pair
     return picked
 
 
