@@ -55,7 +55,7 @@ def test_sixth_attempt_locked_even_with_right_password(account):
     for _ in range(throttle.MAX_FAILURES):
         login(client, "alice", "wrong")
     response = login(client, "alice", PASSWORD)
-    assert response.status_code == 200
+    assert response.status_code == 429
     assert b"Too many failed logins for this username from your address" in response.content
     assert b"Wait 5 minutes" in response.content
     assert "_auth_user_id" not in client.session

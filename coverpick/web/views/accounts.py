@@ -40,6 +40,13 @@ class CoverpickLoginView(LoginView):
     authentication_form = ThrottledAuthenticationForm
     redirect_authenticated_user = True
 
+    def form_invalid(self, form):
+        """Render the form again, with status 429 (Too Many Requests) when the failure limit rejected it."""
+        response = super().form_invalid(form)
+        if form.has_error("__all__", code="throttled"):
+            response.status_code = 429
+        return response
+
 
 class CoverpickLogoutView(LogoutView):
     next_page = "/"
