@@ -361,3 +361,14 @@ def test_listing_lines_count_unlisted_rows():
     assert listing_lines(first) == [f"  shop shop, product id '{number}': no image reference" for number in range(3)]
     assert listing_lines(first, total=10)[-1] == "  and 7 more"
     assert len(listing_lines(first, total=10)) == 4
+
+
+def test_row_without_platform_refused(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;;12,34;EUR;", "3;Gamma Game;  ;9,00;EUR;"])
+
+    summary, warnings = run_import(tmp_path)
+
+    assert summary.rows_refused == 2
+    assert sorted(Listing.objects.values_list("product_id", flat=True)) == ["1"]
+    assert any("line 3: missing platform: fill the row's platform" in warning for warning in warnings)
+    assert any("line 4: missing platform" in warning for warning in warnings)

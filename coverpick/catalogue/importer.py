@@ -464,6 +464,9 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     key = game_key(row.title)
     if not key:
         raise ValueError(f"title {row.title!r} has no letters or digits to match a game by")
+    if not (row.platform_raw or "").strip():
+        # Without a platform the listing would join an edition "unknown" beside the game's real ones.
+        raise ValueError("missing platform: fill the row's platform (PS4, Switch, PC and the like)")
     family, platform_code = platform_family(row.platform_raw)
     game, _ = Game.objects.get_or_create(key=key, defaults={"title": _display_title(row.title)})
     edition, _ = Edition.objects.get_or_create(game=game, platform=platform_code, defaults={"family": family})
