@@ -177,11 +177,12 @@ def test_rejected_host_is_logged(tmp_path):
         ("COVERPICK_BACKBONE", "foo", "train", "COVERPICK_BACKBONE='foo' is not a known backbone; valid values are efficientnet_lite0"),
         ("DATABASE_URL", "garbage", "shops", "DATABASE_URL='garbage' is invalid"),
         ("COVERPICK_LOG_LEVEL", "LOUD", "rank", "COVERPICK_LOG_LEVEL='LOUD' is not a log level. Use one of DEBUG, INFO"),
+        ("COVERPICK_FETCH_MAX_BYTES", "lots", "import .", "COVERPICK_FETCH_MAX_BYTES='lots' is not a whole number"),
     ],
 )
 def test_bad_setting_gives_one_line(tmp_path, variable, value, command, fragment):
     empty_database(tmp_path)
-    result = run_cli(tmp_path, command, **{variable: value})
+    result = run_cli(tmp_path, *command.split(), **{variable: value})
     assert result.returncode == 1
     assert result.stderr.startswith("coverpick: ")
     assert fragment in result.stderr

@@ -36,7 +36,7 @@ from coverpick.catalogue.models import (
     listings_to_relabel,
 )
 from coverpick.catalogue.normalise import game_key, is_iso_currency, platform_family
-from coverpick.covers.fetch import FetchError, fetch_image
+from coverpick.covers.fetch import FetchError, check_fetch_settings, fetch_image
 from coverpick.covers.store import CoverSourceError, check_pixels, delete_stored_file, load_reference, store_image_created
 from coverpick.labels import LabelError, validate_label_set
 from coverpick.ranking import compute_primaries
@@ -220,9 +220,11 @@ def import_catalogue(
 
     Each warning goes to ``warn`` when it is given, and to this module's logger
     otherwise. Raises FileNotFoundError when the folder or its feeds/ folder is
-    missing, and NotADirectoryError when ``catalogue_dir`` is a file.
+    missing, NotADirectoryError when ``catalogue_dir`` is a file, and
+    conf.SettingError when a COVERPICK_FETCH_* variable is invalid.
     """
     catalogue_dir = Path(catalogue_dir)
+    check_fetch_settings()
     feeds_dir = _feeds_folder(catalogue_dir)
     summary = ImportSummary()
     report = _reporter(summary, warn)

@@ -266,6 +266,20 @@ def _status_advice(status: int) -> str:
 # --- Settings ---------------------------------------------------------------
 
 
+def check_fetch_settings() -> None:
+    """Raise conf.SettingError naming the first COVERPICK_FETCH_* variable set to a value fetching cannot use.
+
+    The import calls this before its first row, so a bad value stops it once
+    instead of refusing every row that has an image URL.
+    """
+    from coverpick.conf import SettingError
+
+    try:
+        _resolve_settings(None, None, None, None)
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+
+
 def _resolve_settings(
     allowed_hosts: Iterable[str] | None,
     max_bytes: int | None,
