@@ -37,10 +37,22 @@ def run_demo(catalogue: Path, out=None) -> list[str]:
     for verdict, count in counts.most_common():
         say(f"  {verdict or 'error':<15} {count}")
     say("== chosen covers")
-    for game in Game.objects.filter(primary_listing__isnull=False).order_by("title")[:GAMES_SHOWN]:
+    for line in chosen_cover_lines():
+        say(line)
+    return lines
+
+
+def chosen_cover_lines(shown: int = GAMES_SHOWN) -> list[str]:
+    """Return a line per game with a primary cover, for the first ``shown`` games by title, then how many are left out."""
+    with_primary = Game.objects.filter(primary_listing__isnull=False)
+    lines = []
+    for game in with_primary.order_by("title")[:shown]:
         best = ranked_covers(game).first()
-        say(
+        lines.append(
             f"  {game.title}: {best.shop.code} {best.product_id} — tier {best.tier}, "
             f"verdict {best.effective_verdict or 'none'} ({verdict_source(best)})"
         )
+    hidden = with_primary.count() - shown
+    if hidden > 0:
+        lines.append(f"  and {hidden} more games (`coverpick export primaries` lists them all)")
     return lines

@@ -297,3 +297,21 @@ def test_staff_notice_label_beats_classifier_notice():
     set_labels(labelled, ["ciab"])
     predict(guessed, version, "ciab", clean_probability=0.4)
     assert order(game) == [labelled.pk, guessed.pk]
+
+
+def test_demo_cover_list_says_what_it_leaves_out():
+    from coverpick.demo import chosen_cover_lines
+
+    version = heads_version()
+    titles = []
+    for number in range(3):
+        game, (edition,) = make_game(f"Listed Game {number}")
+        predict(make_listing(edition), version, "clean", clean_probability=0.9)
+        titles.append(game.title)
+    compute_primaries()
+
+    lines = chosen_cover_lines(shown=2)
+
+    assert [line.split(":")[0] for line in lines[:2]] == [f"  {title}" for title in titles[:2]]
+    assert lines[2] == "  and 1 more games (`coverpick export primaries` lists them all)"
+    assert len(chosen_cover_lines(shown=3)) == 3
