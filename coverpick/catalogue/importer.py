@@ -689,7 +689,7 @@ def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            where = f"{labels_path.name} line {number}"
+            where = f"{labels_path} line {number}"
             try:
                 record = _parse_label_line(line)
                 if not isinstance(record, dict):

@@ -57,7 +57,7 @@ class SweepSummary:
             f"Listings selected: {self.selected}, predicted: {self.predicted}, unusable images: {self.errors}",
             *listing_lines(self.unusable, total=self.errors),
             f"Listings of the same games predicted again: {self.refreshed} (their rows are replaced and counted below; "
-            "phase-1 rows are written for the selected listings only)",
+            "phase-1 platform rows, the banner heuristic's calls, are written for the selected listings only)",
             "Verdicts: " + (", ".join(f"{k} {v}" for k, v in self.verdicts.most_common()) or "none"),
             "Platforms: " + (", ".join(f"{k} {v}" for k, v in self.platforms.most_common()) or "none"),
             f"Time: {self.seconds:.1f} s ({rate:.1f} listings/s)",
