@@ -17,6 +17,7 @@ from coverpick.catalogue.feeds import FeedRow, iter_feed_files, read_feed
 from coverpick.catalogue.normalise import (
     MAX_PLATFORM_CODE_LENGTH,
     PriceError,
+    display_title,
     edition_name,
     game_key,
     parse_price,
@@ -310,3 +311,17 @@ def test_parse_price_sample_feeds(listings):
     for row, _truth in listings:
         assert row.price is not None
         assert row.price == row.price.quantize(Decimal("0.01")), row
+
+
+@pytest.mark.parametrize(
+    "title, shown",
+    [
+        ("3-D Tetris - Standard Edition", "3-D Tetris"),
+        ("Danmir Saga 3 [Game-Key Card]", "Danmir Saga 3"),
+        ("Halo™  Reach", "Halo Reach"),
+        ("Deluxe Edition", "Deluxe Edition"),
+        ("Spider-Man: Miles Morales", "Spider-Man: Miles Morales"),
+    ],
+)
+def test_display_title_drops_retail_labels(title, shown):
+    assert display_title(title) == shown

@@ -35,7 +35,7 @@ from coverpick.catalogue.models import (
     for_outdated,
     listings_to_relabel,
 )
-from coverpick.catalogue.normalise import game_key, is_iso_currency, platform_family
+from coverpick.catalogue.normalise import display_title, game_key, is_iso_currency, platform_family
 from coverpick.covers.fetch import FetchError, check_fetch_settings, fetch_image
 from coverpick.covers.store import CoverSourceError, check_pixels, delete_stored_file, load_reference, store_image_created
 from coverpick.labels import LabelError, validate_label_set
@@ -470,7 +470,7 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         # Without a platform the listing would join an edition "unknown" beside the game's real ones.
         raise ValueError("missing platform: fill the row's platform (PS4, Switch, PC and the like)")
     family, platform_code = platform_family(row.platform_raw)
-    game, _ = Game.objects.get_or_create(key=key, defaults={"title": _display_title(row.title)})
+    game, _ = Game.objects.get_or_create(key=key, defaults={"title": display_title(row.title)})
     edition, _ = Edition.objects.get_or_create(game=game, platform=platform_code, defaults={"family": family})
     previous = Listing.objects.filter(shop=shop, product_id=row.product_id).select_related("cover", "edition").first()
     cover, cover_error, validators = _store_cover(row, catalogue_dir, summary, previous)
@@ -628,10 +628,6 @@ def _decode_problem(cover, row: FeedRow) -> str | None:
     if cover is None or not cover.decode_error:
         return None
     return f"image {row.image_ref!r} cannot be decoded: {cover.decode_error}"
-
-
-def _display_title(title: str) -> str:
-    return " ".join(title.replace("™", "").replace("®", "").split())
 
 
 def _store_cover(row: FeedRow, catalogue_dir: Path, summary: ImportSummary, previous: Listing | None):

@@ -295,6 +295,17 @@ def _split_title_labels(title: str) -> tuple[str, list[tuple[str, str]]]:
             return text, labels
 
 
+def display_title(title: str) -> str:
+    """Return the title a game is shown under: the feed's title without trademark signs or the retail labels that game_key ignores.
+
+    "3-D Tetris - Standard Edition" becomes "3-D Tetris" and "Danmir Saga 3
+    [Game-Key Card]" becomes "Danmir Saga 3", so the game's name does not
+    carry one shop's edition or packaging.
+    """
+    text, _labels = _split_title_labels(title)
+    return " ".join(text.split())
+
+
 def _roman_to_int(token: str) -> int:
     total = 0
     for current, following in zip(token, token[1:] + " "):
