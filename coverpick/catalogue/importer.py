@@ -546,8 +546,8 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
     # Ranked again after the classifier's rows are gone, or the listing would rank by its old verdict.
     rerank: set[int] = set()
     if left_game_id is not None and left_game_id != edition.game_id:
-        # The game the listing left could still show its cover, and the game it
-        # joined could show it on the strength of no verdict.
+        # The game the listing left may still show its cover, and in the game it
+        # joined it now competes with that game's own covers.
         rerank.update((left_game_id, edition.game_id))
         summary.moved_ids.add(previous.pk)
     elif image_changed and Game.objects.filter(pk=edition.game_id, primary_listing_id=previous.pk).exists():
