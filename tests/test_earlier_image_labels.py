@@ -744,24 +744,33 @@ def test_moved_listing_ranks_without_old_verdict(tmp_path):
     assert Game.objects.get(title="Beta Game").primary_listing_id == staying.pk
 
 
-def test_primary_new_image_ranks_again(tmp_path):
-    from coverpick.catalogue.models import Game
+THIRD_ROW = "3;Alpha Game;Xbox One;11,00;EUR;images/b2.jpg\n"
 
-    first_import(tmp_path, "")
-    third_row = "3;Alpha Game;Xbox One;11,00;EUR;images/b2.jpg\n"
-    feed = tmp_path / "feeds" / "alpha.csv"
-    feed.write_text(feed.read_text(encoding="utf-8") + third_row, encoding="utf-8")
-    quiet_import(tmp_path)
+
+def judged_alpha_game(folder):
+    """Import Alpha Game with listing 1 (judged clean, so primary) and listing 3 (judged margins); return listings 1 and 3."""
+    first_import(folder, "")
+    feed = folder / "feeds" / "alpha.csv"
+    feed.write_text(feed.read_text(encoding="utf-8") + THIRD_ROW, encoding="utf-8")
+    quiet_import(folder)
     version = heads_version()
     primary, other = Listing.objects.get(product_id="1"), Listing.objects.get(product_id="3")
     predict(primary, version, "clean", clean_probability=0.95)
     predict(other, version, "margins", clean_probability=0.2)
     compute_primaries()
+    return primary, other
+
+
+def test_primary_new_image_ranks_again(tmp_path):
+    from coverpick.catalogue.models import Game
+
+    primary, other = judged_alpha_game(tmp_path)
+    feed = tmp_path / "feeds" / "alpha.csv"
     alpha = Game.objects.get(title="Alpha Game")
     assert alpha.primary_listing_id == primary.pk
 
     write_catalogue(tmp_path, "images/a2.jpg", "")
-    feed.write_text(feed.read_text(encoding="utf-8") + third_row, encoding="utf-8")
+    feed.write_text(feed.read_text(encoding="utf-8") + THIRD_ROW, encoding="utf-8")
     summary = quiet_import(tmp_path)
 
     alpha.refresh_from_db()
@@ -770,15 +779,8 @@ def test_primary_new_image_ranks_again(tmp_path):
 
 
 def test_other_listing_new_image_keeps_primary(tmp_path):
-    first_import(tmp_path, "")
-    third_row = "3;Alpha Game;Xbox One;11,00;EUR;images/b2.jpg\n"
+    judged_alpha_game(tmp_path)
     feed = tmp_path / "feeds" / "alpha.csv"
-    feed.write_text(feed.read_text(encoding="utf-8") + third_row, encoding="utf-8")
-    quiet_import(tmp_path)
-    version = heads_version()
-    predict(Listing.objects.get(product_id="1"), version, "clean", clean_probability=0.95)
-    predict(Listing.objects.get(product_id="3"), version, "margins", clean_probability=0.2)
-    compute_primaries()
 
     feed.write_text(feed.read_text(encoding="utf-8").replace("images/b2.jpg", "images/a2.jpg"), encoding="utf-8")
     summary = quiet_import(tmp_path)

@@ -86,10 +86,10 @@ def test_platform_accuracy_at_keeps_the_surest_covers():
     assert platform_accuracy_at(records, coverage=1.0)["accuracy"] == pytest.approx(0.6)
 
 
-def test_report_prints_both_clean_recalls():
-    records = [scored(["clean"], "clean", 0.90), scored(["clean", "ciab"], "ciab", 0.10), scored(["margins"], "margins", 0.05)]
+def report_lines(records: list[dict]) -> list[str]:
+    """Return format_report's lines for a result whose only measure is the clean operating point of ``records``."""
     result = {
-        "listings": 3,
+        "listings": len(records),
         "folds": 2,
         "per_class": {},
         "defects_called_clean": 0.0,
@@ -99,8 +99,13 @@ def test_report_prints_both_clean_recalls():
         "clean_at_goal": clean_recall_at(records),
         "platform_at_goal": {"accuracy": None},
     }
+    return format_report(result)
 
-    lines = format_report(result)
+
+def test_report_prints_both_clean_recalls():
+    records = [scored(["clean"], "clean", 0.90), scored(["clean", "ciab"], "ciab", 0.10), scored(["margins"], "margins", 0.05)]
+
+    lines = report_lines(records)
 
     assert "Clean recall 0.500 with 0.000 of defect covers called clean (clean threshold 0.900)" in lines
     assert "Clean recall counting notice verdicts: 1.000 at that threshold (a clean cover called gkc or ciab counts when it carries that notice)" in lines
@@ -122,16 +127,4 @@ def test_report_prints_both_clean_recalls():
     ],
 )
 def test_report_says_clean_goal_unmet(records, expected):
-    result = {
-        "listings": len(records),
-        "folds": 2,
-        "per_class": {},
-        "defects_called_clean": 0.0,
-        "platform_accuracy": 1.0,
-        "platform_coverage": 1.0,
-        "primary_clean_rate": None,
-        "clean_at_goal": clean_recall_at(records),
-        "platform_at_goal": {"accuracy": None},
-    }
-
-    assert expected in format_report(result)
+    assert expected in report_lines(records)
