@@ -54,5 +54,5 @@ def chosen_cover_lines(shown: int = GAMES_SHOWN) -> list[str]:
         )
     hidden = with_primary.count() - shown
     if hidden > 0:
-        lines.append(f"  and {hidden} more games (`coverpick export primaries` lists them all)")
+        lines.append(f"  and {hidden} more game{'s' if hidden != 1 else ''} (`coverpick export primaries` lists them all)")
     return lines

@@ -7,7 +7,8 @@ Rules, in order:
 - a cover that a classifier assigns to a family other than the listing's
   declared family ranks as wrong_console (tier 6): the active platform head when
   it does not abstain, or phase 1 when its confidence reaches PHASE1_CONFIDENT.
-  A manual verdict overrides this, since staff judged the cover for the listing;
+  A staff label set (manual-train) overrides this, since staff judged the cover
+  for the listing, but a review, which confirms one class only, does not;
 - otherwise the tier of the latest manual verdict (manual-train, a confirmed
   review, a pin's clean) if there is one, else the active heads' verdict.
   Demotion markers (manual-pin/unknown) and rejected reviews are never read as
@@ -56,11 +57,11 @@ PHASE1_CONFIDENT = 0.8
 UNUSABLE_TIER = 7
 MISMATCH_TIER = TIER_BY_VERDICT["wrong_console"]
 TIER_ZERO_VERDICTS = tuple(verdict for verdict, tier in TIER_BY_VERDICT.items() if tier == 0)
-# A staff label of a defect that still shows the right box front (3D render,
-# low resolution, margins and the like, tiers 1 to 4) ranks like this clean
-# score: above covers the heads find almost surely not clean, such as a
-# placeholder at 0.0002, and below covers the heads give a real chance of being
-# clean. The value is a judgement, not measured: the sample has no staff labels
+# A staff verdict of tiers 1 to 4 (3d_render, low_resolution, deluxe_bundle,
+# margins, bad_background, unclear) ranks like this clean score. So it ranks
+# above covers the heads find almost surely not clean, such as a placeholder
+# at 0.0002, and below covers the heads give a real chance of being clean. Staff found none
+# of those covers wrong for the listing, unlike the verdicts of tiers 5 and 6. The value is a judgement, not measured: the sample has no staff labels
 # in its cross-validation.
 MANUAL_DEFECT_SCORE = 0.05
 USABLE_DEFECT_VERDICTS = tuple(verdict for verdict, tier in TIER_BY_VERDICT.items() if 1 <= tier <= DEFAULT_TIER)
@@ -116,6 +117,8 @@ def annotate_ranking(listings: QuerySet[Listing]) -> QuerySet[Listing]:
             ),
             effective_verdict=Coalesce("manual_verdict", "classifier_verdict"),
             is_pinned=Exists(pinned),
+            # A label set is a full judgement of the cover, while a review confirms one class only.
+            has_staff_label=Exists(_manual_verdicts().filter(source=Verdict.SOURCE_MANUAL_TRAIN)),
             # Declared family "other" has no class in the platform head, so a
             # mismatch there would only mean the head cannot say "other".
             platform_mismatch=Exists(mismatch) & ~Q(platform_family=OTHER_FAMILY),
@@ -128,8 +131,8 @@ def annotate_ranking(listings: QuerySet[Listing]) -> QuerySet[Listing]:
                 # cover at all, so it counts again only once the image is usable.
                 When(is_unusable=True, then=Value(UNUSABLE_TIER)),
                 When(is_pinned=True, then=Value(PINNED_TIER)),
-                # A staff label judged the cover for this listing, so it beats a classifier's platform reading.
-                When(platform_mismatch=True, manual_verdict__isnull=True, then=Value(MISMATCH_TIER)),
+                # Staff labelled the cover for this listing, so the label beats a classifier's platform reading.
+                When(platform_mismatch=True, has_staff_label=False, then=Value(MISMATCH_TIER)),
                 *tier_cases,
                 default=Value(DEFAULT_TIER),
                 output_field=IntegerField(),

@@ -117,8 +117,8 @@ def test_report_prints_both_clean_recalls():
         # Every defect cover is called clean above every clean cover, so no threshold keeps the share at 5 %.
         (
             [scored(["clean"], "clean", 0.40), scored(["clean", "ciab"], "ciab", 0.10), scored(["margins"], "clean", 0.90)],
-            "Clean recall: no clean threshold calls 5% or fewer of the defect covers clean, so it is 0 at that share "
-            "(counting notice verdicts: 0.500)",
+            "Clean recall: no clean threshold calls any clean cover clean while calling 5% or fewer of the defect "
+            "covers clean, so it is 0 at that share (counting notice verdicts: 0.500)",
         ),
         (
             [scored(["clean"], "clean", 0.40)],

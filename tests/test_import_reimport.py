@@ -388,15 +388,16 @@ def test_feed_cut_mid_row_withdraws_nothing(catalogue):
     run_import(catalogue, with_labels=False)
     offered = Listing.objects.filter(shop__code="pixelcrate").exclude(in_stock=False).count()
 
-    # Cut a few fields into the row after the middle of the file, as a stopped transfer leaves it.
-    cut = text.index("\n", len(text) // 2) + 20
+    # Cut a few fields into a row at four fifths of the file, as a stopped transfer leaves it.
+    # The fifth of the listings lost is too few for the mass-withdrawal guard, so only the cut check keeps them.
+    cut = text.index("\n", len(text) * 4 // 5) + 20
     feed.write_text(text[:cut], encoding="utf-8")
     warnings: list[str] = []
     summary = import_catalogue(catalogue, with_labels=False, warn=warnings.append)
 
     assert summary.listings_withdrawn == 0
     assert Listing.objects.filter(shop__code="pixelcrate").exclude(in_stock=False).count() == offered
-    assert any("its last row is cut off" in warning for warning in warnings)
+    assert any("does not end with a line break, so its last row may be cut off" in warning for warning in warnings)
 
 
 @pytest.mark.slow
@@ -418,3 +419,34 @@ def test_mass_withdrawal_needs_option(catalogue):
 
     assert summary.listings_withdrawn == len(rows) - kept
     assert Listing.objects.filter(shop__code="lootlane", in_stock=False).count() == len(rows) - kept
+
+
+@pytest.mark.slow
+def test_json_feed_without_final_newline_withdraws(catalogue):
+    feed = catalogue / "feeds" / "boxhaus.json"
+    document = json.loads(feed.read_text(encoding="utf-8"))
+    run_import(catalogue, with_labels=False)
+    dropped = document["products"].pop(0)
+    # A JSON document that parses is complete, final line break or not.
+    feed.write_text(json.dumps(document), encoding="utf-8")
+
+    summary = run_import(catalogue, with_labels=False)
+
+    assert summary.listings_withdrawn == 1
+    assert Listing.objects.get(shop__code="boxhaus", product_id=dropped["sku"]).in_stock is False
+
+
+@pytest.mark.slow
+def test_csv_without_final_newline_withdraws_nothing(catalogue):
+    feed = catalogue / "feeds" / "quickkeys.csv"
+    lines = feed.read_text(encoding="utf-8").splitlines(keepends=True)
+    run_import(catalogue, with_labels=False)
+    # One product dropped, and the file cut inside the last field of its last row, which still parses.
+    feed.write_text("".join(lines[:1] + lines[2:])[:-6], encoding="utf-8")
+
+    warnings: list[str] = []
+    summary = import_catalogue(catalogue, with_labels=False, warn=warnings.append)
+
+    assert summary.listings_withdrawn == 0
+    assert not Listing.objects.filter(shop__code="quickkeys", in_stock=False).exists()
+    assert any("does not end with a line break, so its last row may be cut off" in warning for warning in warnings)

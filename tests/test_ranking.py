@@ -153,6 +153,16 @@ def test_staff_label_overrides_platform_mismatch():
     assert order(game) == [labelled.pk, matched.pk]
 
 
+def test_staff_review_keeps_platform_mismatch():
+    game, (edition,) = make_game(platforms=(("ps4", "sony"),))
+    version = heads_version()
+    reviewed = make_listing(edition)
+    predict(reviewed, version, "gkc", platform="xbox")
+    record_review(reviewed, "gkc", confirmed=True)
+
+    assert tiers(game)[reviewed.pk] == 6
+
+
 def test_staff_defect_beats_sure_placeholder():
     game, (edition,) = make_game()
     version = heads_version()
@@ -313,5 +323,5 @@ def test_demo_cover_list_says_what_it_leaves_out():
     lines = chosen_cover_lines(shown=2)
 
     assert [line.split(":")[0] for line in lines[:2]] == [f"  {title}" for title in titles[:2]]
-    assert lines[2] == "  and 1 more games (`coverpick export primaries` lists them all)"
+    assert lines[2] == "  and 1 more game (`coverpick export primaries` lists them all)"
     assert len(chosen_cover_lines(shown=3)) == 3

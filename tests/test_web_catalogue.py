@@ -321,7 +321,7 @@ def test_explains_group_and_clean_score():
     predict(render, version, "3d_render", clean_probability=0.1)
     ranked = list(ranked_covers(game))
     assert [listing.pk for listing in ranked] == [sure.pk, unsure.pk, render.pk]
-    assert "clean score is 0.6 against 0.9" in order_reason(ranked[0], ranked[1])
+    assert "clean score is 0.60 against 0.90" in order_reason(ranked[0], ranked[1])
     assert "among other usable covers, which rank after covers judged clean" in order_reason(ranked[1], ranked[2])
 
 

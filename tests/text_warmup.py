@@ -61,12 +61,19 @@ def _read_share(share: list[tuple[str, str, list[int]]]) -> int:
     return done
 
 
+def _usable_cores() -> int:
+    """Return the cores this process may run on (its CPU affinity where the system reports one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def read_text_on_all_cores(folder: Path, processes: int | None = None) -> int:
     """Fill the word caches for every image under ``folder`` and return how many images were read.
 
     Does nothing with one core, where featurize reads the images at the same speed.
     """
-    processes = processes or os.cpu_count() or 1
+    processes = processes or _usable_cores()
     if processes < 2:
         return 0
     paths = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())

@@ -45,9 +45,12 @@ from coverpick.ranking import compute_primaries
 WITHDRAW_BATCH = 500
 # A feed that would mark more than this share of its shop's listings out of
 # stock, and at least WITHDRAW_GUARD_MIN of them, is taken for a cut export
-# and marks none, unless the import is told the shop really dropped them.
+# and marks none, unless the import is run with --allow-mass-withdrawal.
 WITHDRAW_GUARD_SHARE = 0.5
 WITHDRAW_GUARD_MIN = 10
+# Feed formats read line by line, where a file cut short can still end in a row that parses.
+# A cut JSON or XML document fails to parse instead.
+LINE_FEED_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 # Listing ids per query when counting staff rows of changed images.
 ID_BATCH = 500
 
@@ -107,11 +110,11 @@ class ImportSummary:
     # The CoverImage rows this import created, so that one it declines can be removed again.
     stored_ids: set[int] = field(default_factory=set, repr=False)
     # Games that a listing left or joined by moving to another game in this
-    # import, or whose primary listing got a new image. Each such row chooses
+    # import, or whose primary listing got a new image or platform. Each such row chooses
     # the primary covers of its games again at once.
     games_ranked: set[int] = field(default_factory=set, repr=False)
-    # The listings that moved to another game in this import.
-    moved_ids: set[int] = field(default_factory=set, repr=False)
+    # The listings that moved to another game in this import, each with the game it was in before.
+    moved_from: dict[int, int] = field(default_factory=dict, repr=False)
     labels_imported: int = 0
     # Label rows that matched what was stored, so nothing was written.
     labels_already_stored: int = 0
@@ -179,7 +182,7 @@ class ImportSummary:
         if self.games_ranked:
             lines.append(
                 "Games whose primary cover was chosen again because a listing left or joined them, or the primary "
-                f"listing's image changed: {len(self.games_ranked)}"
+                f"listing's image or platform changed: {len(self.games_ranked)}"
             )
         lines.append(
             f"Label rows imported: {self.labels_imported}, already stored: {self.labels_already_stored}, "
@@ -264,10 +267,15 @@ def _count_outdated_rows(summary: ImportSummary) -> None:
         for shop, product_id, game, pinned_in in pins.filter(for_other_game()).values_list(*fields):
             summary.moved_pins.append(PinNote(shop, product_id, f"pinned in game {pinned_in!r}, now in game {game!r}"))
         returned = Verdict.objects.filter(
-            listing_id__in=summary.moved_ids.intersection(batch), source=Verdict.SOURCE_MANUAL_PIN, quality="clean"
+            listing_id__in=[pk for pk in batch if pk in summary.moved_from], source=Verdict.SOURCE_MANUAL_PIN, quality="clean"
         ).exclude(for_outdated())
-        for shop, product_id, game, _pinned_in in returned.order_by("listing__shop__code", "listing__product_id").values_list(*fields):
-            summary.returned_pins.append(PinNote(shop, product_id, f"game {game!r}"))
+        rows = returned.order_by("listing__shop__code", "listing__product_id").values_list(
+            "listing_id", "listing__edition__game_id", *fields
+        )
+        for listing_id, game_id, shop, product_id, game, _pinned_in in rows:
+            # A listing that two feed files moved away and back ends in the game it started in.
+            if summary.moved_from[listing_id] != game_id:
+                summary.returned_pins.append(PinNote(shop, product_id, f"game {game!r}"))
     summary.labels_outdated = len(labelled)
 
 
@@ -356,21 +364,21 @@ def _import_feed(
     unknown_currencies: dict[str, _UnknownCurrency] = {}
     seen_products: set[str] = set()
     stopped_early = False
-    last_refused = False
+    rows_in_file = refused_here = 0
     for index, item in enumerate(items):
-        last_refused = isinstance(item, FeedProblem)
         if isinstance(item, FeedProblem) and index == 0 and item.outcome != "row skipped":
             # The reader stopped before its first row, so nothing of this file is imported.
             summary.feed_files_skipped += 1
             report(str(item))
             return
         summary.rows_read += 1
+        rows_in_file += 1
         if isinstance(item, FeedProblem):
             summary.rows_refused += 1
+            refused_here += 1
             stopped_early = stopped_early or item.outcome != "row skipped"
             report(str(item))
             continue
-        seen_products.add(item.product_id)
         try:
             with transaction.atomic():
                 # The shop row is created with the first stored listing, so a
@@ -380,8 +388,11 @@ def _import_feed(
             shop = current
         except (ValueError, LabelError) as exc:
             summary.rows_refused += 1
+            refused_here += 1
             report(f"{item.source_file} line {item.line}: {_and_skipped(exc, 'row')}")
             continue
+        # Only a stored row confirms its product's offer, so a refused one counts as missing.
+        seen_products.add(item.product_id)
         if item.currency and not is_iso_currency(item.currency):
             seen = unknown_currencies.get(item.currency)
             if seen is None:
@@ -392,13 +403,14 @@ def _import_feed(
     _report_unknown_currencies(feed_path, unknown_currencies, report)
     if stopped_early:
         reason = "reading stopped before its end"
-    elif last_refused and not _ends_with_newline(feed_path):
-        reason = "its last row is cut off"
-    elif not seen_products:
+    elif feed_path.suffix.lower() in LINE_FEED_SUFFIXES and not _ends_with_newline(feed_path):
+        # A cut inside the last field leaves a row that still parses, with a shortened value.
+        reason = "it does not end with a line break, so its last row may be cut off"
+    elif not rows_in_file:
         reason = "it has no rows"
     else:
         reason = None
-    _withdraw_missing(feed_path, seen_products, reason, summary, report, allow_mass_withdrawal)
+    _withdraw_missing(feed_path, seen_products, reason, refused_here, summary, report, allow_mass_withdrawal)
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -412,16 +424,23 @@ def _ends_with_newline(path: Path) -> bool:
 
 
 def _withdraw_missing(
-    feed_path: Path, seen: set[str], incomplete: str | None, summary: ImportSummary, report: Reporter, allow_mass_withdrawal: bool
+    feed_path: Path,
+    seen: set[str],
+    incomplete: str | None,
+    refused: int,
+    summary: ImportSummary,
+    report: Reporter,
+    allow_mass_withdrawal: bool,
 ) -> None:
     """Mark the shop's listings that this feed no longer contains as out of stock, so their old prices are not shown as offers.
 
-    A product whose row could not be read counts as missing too: its price
-    cannot be confirmed. Nothing is marked when the feed looks incomplete
-    (``incomplete`` says why: the reader stopped early, the last row is cut
-    off, or there are no rows), or when it would mark most of the shop's
-    listings and ``allow_mass_withdrawal`` is false, since a broken export
-    would otherwise take a whole shop out of stock. A later import that
+    A product whose row was refused (``refused`` rows in all) counts as
+    missing too: its price cannot be confirmed. Nothing is marked when the
+    feed looks incomplete (``incomplete`` says why: the reader stopped early,
+    a line-based file does not end with a line break, or there are no rows),
+    or when it would mark most of the shop's listings and
+    ``allow_mass_withdrawal`` is false, since a broken export would otherwise
+    take a whole shop out of stock. A later import that
     contains the product again stores its stock state from the feed.
     """
     shop = Shop.objects.filter(code=feed_path.stem).first()
@@ -436,11 +455,15 @@ def _withdraw_missing(
     in_stock = list(offered.values_list("pk", "product_id"))
     missing = [pk for pk, product_id in in_stock if product_id not in seen]
     if not allow_mass_withdrawal and len(missing) >= WITHDRAW_GUARD_MIN and len(missing) > WITHDRAW_GUARD_SHARE * len(in_stock):
-        report(
-            f"{feed_path}: the feed lacks {len(missing)} of its shop's {len(in_stock)} listings in stock, which looks "
-            "like a cut export, so none were marked out of stock. If the shop did drop them, import again with "
-            "--allow-mass-withdrawal."
-        )
+        message = f"{feed_path}: the feed lacks {len(missing)} of its shop's {len(in_stock)} listings in stock"
+        if refused:
+            message += f" ({refused} of its rows were refused, see above)"
+        message += ", which looks like a cut export, so none were marked out of stock. "
+        if refused:
+            message += "Fix the refused rows, or, if the shop did drop the products, import again with --allow-mass-withdrawal."
+        else:
+            message += "If the shop did drop them, import again with --allow-mass-withdrawal."
+        report(message)
         return
     for start in range(0, len(missing), WITHDRAW_BATCH):
         batch = missing[start : start + WITHDRAW_BATCH]
@@ -549,9 +572,9 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         # The game the listing left may still show its cover, and in the game it
         # joined it now competes with that game's own covers.
         rerank.update((left_game_id, edition.game_id))
-        summary.moved_ids.add(previous.pk)
-    elif image_changed and Game.objects.filter(pk=edition.game_id, primary_listing_id=previous.pk).exists():
-        # The game's primary would show the new, unjudged image.
+        summary.moved_from.setdefault(previous.pk, left_game_id)
+    elif replaced and Game.objects.filter(pk=edition.game_id, primary_listing_id=previous.pk).exists():
+        # The game's primary would show a new, unjudged image, or rank by a verdict given for its old platform.
         rerank.add(edition.game_id)
     if rerank:
         # In this row's transaction, which an import stopped later cannot undo.

@@ -241,8 +241,8 @@ def format_report(result: dict) -> list[str]:
         lines.append("Clean recall at a clean threshold: not measured, since the reference labels need clean and defect covers both")
     else:
         lines.append(
-            f"Clean recall: no clean threshold calls {DEFECT_SHARE_GOAL:.0%} or fewer of the defect covers clean, "
-            f"so it is 0 at that share (counting notice verdicts: {clean['recall_with_notices']:.3f})"
+            f"Clean recall: no clean threshold calls any clean cover clean while calling {DEFECT_SHARE_GOAL:.0%} or fewer "
+            f"of the defect covers clean, so it is 0 at that share (counting notice verdicts: {clean['recall_with_notices']:.3f})"
         )
     platform = result["platform_at_goal"]
     if platform["accuracy"] is not None:

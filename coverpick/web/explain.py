@@ -75,7 +75,7 @@ def tier_reason(listing: Listing) -> str:
         return f"No usable image: {problem}."
     if listing.is_pinned:
         return "Pinned by staff, so it always comes first."
-    if listing.platform_mismatch and listing.manual_verdict is None and listing.tier == MISMATCH_TIER:
+    if listing.platform_mismatch and not listing.has_staff_label and listing.tier == MISMATCH_TIER:
         read = _mismatching_platform(listing)
         return (
             f"Declared platform family is {listing.platform_family}, but a classifier reads {read} "
@@ -103,6 +103,11 @@ GROUP_NAMES = {
 }
 
 
+def _score(value: float) -> str:
+    """Format a clean score with two decimals, or as "below 0.01" where two decimals would show 0.00."""
+    return "below 0.01" if 0.0 < value < 0.005 else f"{value:.2f}"
+
+
 def order_reason(previous: Listing | None, listing: Listing) -> str:
     """Say which sort key puts ``listing`` right after ``previous``.
 
@@ -118,7 +123,7 @@ def order_reason(previous: Listing | None, listing: Listing) -> str:
     if listing.notice_rank != previous.notice_rank:
         return f"Same group as the cover above, but its verdict {listing.effective_verdict} carries a notice that a plain clean cover does not."
     if listing.clean_score != previous.clean_score:
-        return f"Same group as the cover above; its clean score is {listing.clean_score:.2g} against {previous.clean_score:.2g}."
+        return f"Same group as the cover above; its clean score is {_score(listing.clean_score)} against {_score(previous.clean_score)}."
     if listing.tier != previous.tier:
         return f"Same group and clean score as the cover above; its tier is {listing.tier} against {previous.tier}."
     if listing.shop.preference != previous.shop.preference:
