@@ -372,3 +372,29 @@ def test_row_without_platform_refused(tmp_path):
     assert sorted(Listing.objects.values_list("product_id", flat=True)) == ["1"]
     assert any("line 3: missing platform: fill the row's platform" in warning for warning in warnings)
     assert any("line 4: missing platform" in warning for warning in warnings)
+
+
+def test_same_shop_files_withdraw_together(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    (tmp_path / "feeds" / "alpha.jsonl").write_text(
+        '{"url": "https://alpha.example/p/2", "name": "Beta Game", "price_text": "12,00 €", "console": "PS4", "img": ""}\n',
+        encoding="utf-8",
+    )
+    run_import(tmp_path)
+
+    summary, _warnings = run_import(tmp_path)
+
+    # Each file lacks the other's product, but together they list both.
+    assert summary.listings_withdrawn == 0
+    assert not Listing.objects.filter(in_stock=False).exists()
+
+    # The second file now lacks its final line break, so neither file decides what the shop dropped.
+    jsonl = tmp_path / "feeds" / "alpha.jsonl"
+    jsonl.write_text(jsonl.read_text(encoding="utf-8").rstrip("\n"), encoding="utf-8")
+    summary, warnings = run_import(tmp_path)
+
+    assert summary.listings_withdrawn == 0
+    assert any(
+        "feed files alpha.csv, alpha.jsonl of shop alpha: alpha.jsonl: it does not end with a line break" in warning
+        for warning in warnings
+    )

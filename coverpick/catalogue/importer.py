@@ -237,8 +237,14 @@ def import_catalogue(
             f"No feed files found in {feeds_dir}. The importer reads files ending in "
             f"{', '.join(FEED_EXTENSIONS)}, one per shop, and ignores hidden files."
         )
+    # Files named alike (shop.csv and shop.jsonl) feed one shop, so its withdrawn products are
+    # decided once, over all of them.
+    reads_by_shop: dict[str, list[tuple[Path, FeedRead | None]]] = {}
     for feed_path in feed_paths:
-        _import_feed(feed_path, catalogue_dir, summary, report, progress, allow_mass_withdrawal)
+        read = _import_feed(feed_path, catalogue_dir, summary, report, progress)
+        reads_by_shop.setdefault(feed_path.stem, []).append((feed_path, read))
+    for shop_code, reads in reads_by_shop.items():
+        _withdraw_missing(shop_code, reads, summary, report, allow_mass_withdrawal)
     _apply_configured_preference(report)
     labels_path = catalogue_dir / "labels.jsonl"
     if with_labels and labels_path.is_file():
@@ -349,13 +355,20 @@ def _open_feed(feed_path: Path, report: Reporter):
     return None
 
 
-def _import_feed(
-    feed_path: Path, catalogue_dir: Path, summary: ImportSummary, report: Reporter, progress: bool, allow_mass_withdrawal: bool
-) -> None:
+class FeedRead(NamedTuple):
+    """What one feed file confirmed: the products it stored, why it looks incomplete (or None), and its refused rows."""
+
+    seen: set[str]
+    incomplete: str | None
+    refused: int
+
+
+def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, report: Reporter, progress: bool) -> FeedRead | None:
+    """Store one feed file's rows; return what it confirmed, or None when the file was skipped."""
     items = _open_feed(feed_path, report)
     if items is None:
         summary.feed_files_skipped += 1
-        return
+        return None
     if progress:
         from tqdm import tqdm
 
@@ -370,7 +383,7 @@ def _import_feed(
             # The reader stopped before its first row, so nothing of this file is imported.
             summary.feed_files_skipped += 1
             report(str(item))
-            return
+            return None
         summary.rows_read += 1
         rows_in_file += 1
         if isinstance(item, FeedProblem):
@@ -410,7 +423,7 @@ def _import_feed(
         reason = "it has no rows"
     else:
         reason = None
-    _withdraw_missing(feed_path, seen_products, reason, refused_here, summary, report, allow_mass_withdrawal)
+    return FeedRead(seen_products, reason, refused_here)
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -424,38 +437,43 @@ def _ends_with_newline(path: Path) -> bool:
 
 
 def _withdraw_missing(
-    feed_path: Path,
-    seen: set[str],
-    incomplete: str | None,
-    refused: int,
-    summary: ImportSummary,
-    report: Reporter,
-    allow_mass_withdrawal: bool,
+    shop_code: str, reads: list[tuple[Path, FeedRead | None]], summary: ImportSummary, report: Reporter, allow_mass_withdrawal: bool
 ) -> None:
-    """Mark the shop's listings that this feed no longer contains as out of stock, so their old prices are not shown as offers.
+    """Mark the shop's listings that its feed files no longer contain as out of stock, so their old prices are not shown as offers.
 
-    A product whose row was refused (``refused`` rows in all) counts as
-    missing too: its price cannot be confirmed. Nothing is marked when the
-    feed looks incomplete (``incomplete`` says why: the reader stopped early,
-    a line-based file does not end with a line break, or there are no rows),
-    or when it would mark most of the shop's listings and
-    ``allow_mass_withdrawal`` is false, since a broken export would otherwise
-    take a whole shop out of stock. A later import that
-    contains the product again stores its stock state from the feed.
+    ``reads`` pairs each of the shop's feed files with what it confirmed
+    (None for a skipped file). A product whose row was refused counts as
+    missing too: its price cannot be confirmed. Nothing is marked when a file
+    was skipped or looks incomplete (the reader stopped early, a line-based
+    file does not end with a line break, or there are no rows), or when the
+    files would mark most of the shop's listings and ``allow_mass_withdrawal``
+    is false, since a broken export would otherwise take a whole shop out of
+    stock. A later import that contains the product again stores its stock
+    state from the feed.
     """
-    shop = Shop.objects.filter(code=feed_path.stem).first()
+    shop = Shop.objects.filter(code=shop_code).first()
     if shop is None:
         return
+    if any(read is None for _path, read in reads):
+        return  # the skipped file was reported when it was skipped
+    if len(reads) == 1:
+        where = str(reads[0][0])
+    else:
+        where = f"feed files {', '.join(path.name for path, _read in reads)} of shop {shop_code}"
     offered = Listing.objects.filter(shop=shop).exclude(in_stock=False)
-    if incomplete is not None:
+    incomplete = [(path, read.incomplete) for path, read in reads if read.incomplete]
+    if incomplete:
         unchecked = offered.count()
         if unchecked:
-            report(f"{feed_path}: {incomplete}, so its shop's {unchecked} listings were not checked for withdrawn products.")
+            reason = incomplete[0][1] if len(reads) == 1 else "; ".join(f"{path.name}: {why}" for path, why in incomplete)
+            report(f"{where}: {reason}, so its shop's {unchecked} listings were not checked for withdrawn products.")
         return
+    seen = set().union(*(read.seen for _path, read in reads))
+    refused = sum(read.refused for _path, read in reads)
     in_stock = list(offered.values_list("pk", "product_id"))
     missing = [pk for pk, product_id in in_stock if product_id not in seen]
     if not allow_mass_withdrawal and len(missing) >= WITHDRAW_GUARD_MIN and len(missing) > WITHDRAW_GUARD_SHARE * len(in_stock):
-        message = f"{feed_path}: the feed lacks {len(missing)} of its shop's {len(in_stock)} listings in stock"
+        message = f"{where}: the feed lacks {len(missing)} of its shop's {len(in_stock)} listings in stock"
         if refused:
             message += f" ({refused} of its rows were refused, see above)"
         message += ", which looks like a cut export, so none were marked out of stock. "
