@@ -356,7 +356,7 @@ def _open_feed(feed_path: Path, report: Reporter):
 
 
 class FeedRead(NamedTuple):
-    """What one feed file confirmed: the products it stored, why it looks incomplete (or None), and its refused rows."""
+    """One feed file's outcome: the products it stored, why it looks incomplete (or None), and its count of refused rows."""
 
     seen: set[str]
     incomplete: str | None
@@ -445,10 +445,10 @@ def _withdraw_missing(
     (None for a skipped file). A product whose row was refused counts as
     missing too: its price cannot be confirmed. Nothing is marked when a file
     was skipped or looks incomplete (the reader stopped early, a line-based
-    file does not end with a line break, or there are no rows), or when the
-    files would mark most of the shop's listings and ``allow_mass_withdrawal``
-    is false, since a broken export would otherwise take a whole shop out of
-    stock. A later import that contains the product again stores its stock
+    file does not end with a line break, or there are no rows). Nothing is
+    marked either when the files would mark most of the shop's listings and
+    ``allow_mass_withdrawal`` is false, since a broken export would otherwise
+    take a whole shop out of stock. A later import that contains the product again stores its stock
     state from the feed.
     """
     shop = Shop.objects.filter(code=shop_code).first()

@@ -71,7 +71,7 @@ def suggested_labels(probs_row: np.ndarray) -> list[str]:
     """Return the argmax class, plus a second class when it is nearly as likely and the labelling rules allow the pair.
 
     A pair the rules forbid (``placeholder`` with ``clean``, say) would be a
-    suggestion staff could not save, so the argmax class then stands alone.
+    suggestion staff could not save, so the argmax class is then suggested alone.
     """
     order = np.argsort(-probs_row)
     picked = [LABEL_CLASSES[order[0]]]
