@@ -323,6 +323,22 @@ def test_truncated_image_keeps_stored_cover(tmp_path):
     assert "truncated" in kept.reason
 
 
+def test_cut_image_of_new_listing_counted_unusable(tmp_path):
+    first_import(tmp_path, LABELS)
+    whole = io.BytesIO()
+    Image.effect_noise((300, 420), 60).convert("RGB").save(whole, "JPEG")
+    (tmp_path / "images" / "cut.jpg").write_bytes(whole.getvalue()[:2000])
+    feed_path = tmp_path / "feeds" / "alpha.csv"
+    feed_path.write_text(feed_path.read_text(encoding="utf-8") + "3;Gamma Game;PS4;9,00;EUR;images/cut.jpg\n", encoding="utf-8")
+
+    summary = quiet_import(tmp_path)
+
+    cover = Listing.objects.select_related("cover").get(product_id="3").cover
+    assert cover.decode_error.startswith("image is truncated")
+    assert summary.image_errors == 1
+    assert "listings without a usable image: 1" in "\n".join(summary.lines())
+
+
 def test_declined_image_not_stored(tmp_path, django_capture_on_commit_callbacks):
     from coverpick.covers.store import absolute_path, relative_path_for, sha256_bytes
 
@@ -360,7 +376,7 @@ def test_declined_image_shown_elsewhere_stays_stored(tmp_path, django_capture_on
     (tmp_path / "images" / "cut.jpg").write_bytes(whole.getvalue()[:2000])
     feed_path = tmp_path / "feeds" / "alpha.csv"
     header, *rows = feed_path.read_text(encoding="utf-8").splitlines(keepends=True)
-    # Listing 3 is new, so it takes the cut image as it is: only a replacement is decoded whole.
+    # Listing 3 is new, so it takes the cut image with its decode error: it has no cover to keep.
     new_row = "3;Gamma Game;PS4;9,00;EUR;images/cut.jpg\n"
     if shown_by == "an earlier import":
         feed_path.write_text(header + "".join(rows) + new_row, encoding="utf-8")

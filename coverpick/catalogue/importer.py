@@ -526,8 +526,8 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         elif not previous.cover.decode_error:
             unreadable = None
             if cover is not None and cover.pk != previous.cover_id:
-                # The header check at storing misses a truncated pixel stream,
-                # so a new image that would replace a good cover is decoded whole.
+                # An image stored while coverpick checked the header only may be
+                # cut short, so one that would replace a good cover is decoded whole.
                 unreadable = check_pixels(cover)
             kept_reason = _decode_problem(cover, row) or (
                 f"image {row.image_ref!r}: {unreadable}" if unreadable else None

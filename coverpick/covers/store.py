@@ -60,7 +60,7 @@ def store_image(data: bytes):
 
     ``store_image_created`` also says whether the row is new.
 
-    Images whose header cannot be read are stored too, with the reason in
+    Images that do not decode are stored too, with the reason in
     ``decode_error``, so the listing shows why it has no usable cover.
     """
     return store_image_created(data)[0]
@@ -79,6 +79,13 @@ def store_image_created(data: bytes):
         image_format, width, height, error = info.format, info.width, info.height, None
     except ImageDecodeError as exc:
         image_format, width, height, error = "", None, None, str(exc)
+    else:
+        # A whole header can precede a cut pixel stream, so a new image is decoded
+        # once here and the import reports a truncated one as unusable.
+        try:
+            decode_image(data, draft_size=(64, 64))
+        except ImageDecodeError as exc:
+            error = str(exc)
     relative = relative_path_for(digest, image_format or "bin")
     write_once(relative, data)
     return CoverImage.objects.get_or_create(
@@ -97,9 +104,10 @@ def store_image_created(data: bytes):
 def check_pixels(cover) -> str | None:
     """Return why a stored cover's pixels cannot be read or decoded, or None when they decode.
 
-    Storing an image reads only its header, so a truncated pixel stream is
-    found here. The reason is saved in the row's ``decode_error``. JPEGs are
-    decoded at a reduced scale, which still reads the whole stream.
+    Storing an image now decodes it, but a row stored while coverpick read
+    only the header may contain a truncated pixel stream, which is found here.
+    The reason is saved in the row's ``decode_error``. JPEGs are decoded at a
+    reduced scale, which still reads the whole stream.
     """
     if cover.decode_error:
         return cover.decode_error
