@@ -4,11 +4,13 @@ The floors are the cross-validated results measured when they were set,
 minus a small margin for run-to-run noise; a regression below them fails.
 """
 
+import io
 import os
 import random
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 
 from coverpick.catalogue.manual import set_labels
 from coverpick.catalogue.models import Listing, Verdict
@@ -87,3 +89,15 @@ def test_audit_ranks_flipped_labels_near_the_top_and_calibration_helps(trained_s
     temperature = fit_temperature(sharp[fitted], np.eye(4)[data.platform_targets[fitted]])
     assert temperature > 1.5
     assert log_loss(apply_temperature(sharp[held_out], temperature), targets) < log_loss(sharp[held_out], targets) - 0.05
+
+
+def test_audit_command_quiet_hides_fold_lines(trained_sample, tmp_path):
+    loud, quiet = io.StringIO(), io.StringIO()
+    arguments = ("--folds", "2", "--top", "0")
+    call_command("audit-labels", *arguments, "--out", str(tmp_path / "loud.jsonl"), stdout=loud)
+    call_command("audit-labels", *arguments, "--quiet", "--out", str(tmp_path / "quiet.jsonl"), stdout=quiet)
+
+    assert "fold 1/2 done" in loud.getvalue()
+    assert "fold" not in quiet.getvalue()
+    assert "Audited" in quiet.getvalue()
+    assert (tmp_path / "quiet.jsonl").read_bytes() == (tmp_path / "loud.jsonl").read_bytes()

@@ -16,8 +16,9 @@ class Command(BaseCommand):
         parser.add_argument("--folds", type=int, default=5, help="Folds grouped by game (default: 5)")
         parser.add_argument("--seed", type=int, default=0, help="Seed for folds and initialisation (default: 0)")
         parser.add_argument("--top", type=int, default=15, help="Suspects listed in the summary (default: 15)")
+        parser.add_argument("--quiet", action="store_true", help="Hide the progress bar and the lines that mark each fold done")
 
-    def handle(self, out, folds, seed, top, **options):
+    def handle(self, out, folds, seed, top, quiet, **options):
         from coverpick import conf
         from coverpick.exports import check_output_path, write_jsonl_file
         from coverpick.model.audit import audit_labels
@@ -35,10 +36,10 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         try:
-            data = build_training_data(conf.backbone_id())
+            data = build_training_data(conf.backbone_id(), progress=not quiet)
         except TrainingError as exc:
             raise CommandError(str(exc)) from exc
-        oof = out_of_fold(data, folds=folds, seed=seed, progress=self.stdout.write)
+        oof = out_of_fold(data, folds=folds, seed=seed, progress=None if quiet else self.stdout.write)
         suspects = audit_labels(data, oof.quality)
         write_jsonl_file((suspect.record() for suspect in suspects), out)
         contradicting = sum(1 for s in suspects if s.contradicts_classifier)

@@ -19,8 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0, help="Seed for folds and initialisation (default: 0)")
         parser.add_argument("--apply", action="store_true", help="Save a calibrated version derived from the active one")
         parser.add_argument("--activate", action="store_true", help="With --apply, also activate the calibrated version")
+        parser.add_argument("--quiet", action="store_true", help="Hide the progress bar and the lines that mark each fold done")
 
-    def handle(self, folds, clean_precision, platform_accuracy, seed, apply, activate, **options):
+    def handle(self, folds, clean_precision, platform_accuracy, seed, apply, activate, quiet, **options):
         from coverpick.model.calibration import calibrate, format_calibration, out_of_fold
         from coverpick.model.heads import CheckpointMismatch
         from coverpick.model.train import TrainingError, build_training_data
@@ -35,10 +36,10 @@ class Command(BaseCommand):
                 raise CommandError(f"{name} must be in (0, 1], got {value}.")
         try:
             version, heads = load_active_heads()
-            data = build_training_data(heads.backbone)
+            data = build_training_data(heads.backbone, progress=not quiet)
         except (NoActiveModel, TrainingError, CheckpointMismatch, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from exc
-        oof = out_of_fold(data, folds=folds, seed=seed, progress=self.stdout.write)
+        oof = out_of_fold(data, folds=folds, seed=seed, progress=None if quiet else self.stdout.write)
         result = calibrate(data, oof, clean_precision, platform_accuracy)
         for line in format_calibration(result, clean_precision, platform_accuracy):
             self.stdout.write(line)

@@ -14,8 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--folds", type=int, default=5, help="Number of folds (default: 5)")
         parser.add_argument("--seed", type=int, default=0, help="Seed for assigning games to folds (default: 0)")
         parser.add_argument("--json", type=Path, default=None, help="Also write the full result as JSON to this file")
+        parser.add_argument("--quiet", action="store_true", help="Hide the progress bar and the lines that mark each fold done")
 
-    def handle(self, truth, folds, seed, json: Path | None = None, **options):
+    def handle(self, truth, folds, seed, quiet, json: Path | None = None, **options):
         from coverpick.model.evaluate import cross_validate, format_report
         from coverpick.model.train import TrainingError
 
@@ -26,7 +27,7 @@ class Command(BaseCommand):
         if json is not None and not json.parent.is_dir():
             raise CommandError(f"The folder of --json {json} does not exist; create it or choose another path.")
         try:
-            result = cross_validate(truth, folds=folds, seed=seed, progress=True, report=self.stdout.write)
+            result = cross_validate(truth, folds=folds, seed=seed, progress=not quiet, report=None if quiet else self.stdout.write)
         except TrainingError as exc:
             raise CommandError(str(exc)) from exc
         for line in format_report(result):
