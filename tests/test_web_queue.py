@@ -8,9 +8,11 @@ from coverpick.catalogue.manual import record_review, set_labels
 from coverpick.catalogue.models import Verdict
 from coverpick.web.queue import (
     TIER_BOUNDARY,
+    TIER_DOUBTFUL_CLEAN,
     TIER_RARE,
     TIER_UNKNOWN,
     build_queue,
+    doubtful_clean,
     is_boundary_case,
     manual_label_counts,
     queue_counts,
@@ -178,7 +180,47 @@ def test_boundary_needs_both_top_classes_in_set(setting):
     add_verdict(edition, version, "margins", 0.70, probs(margins=0.70, deluxe_bundle=0.30))
     queue = build_queue(rare_limit=1)
     assert [item.listing_id for item in queue] == [close_pair.pk]
-    assert queue_counts(queue) == {"E": 0, "S": 0, TIER_UNKNOWN: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
+    assert queue_counts(queue) == {"E": 0, "S": 0, TIER_UNKNOWN: 0, TIER_DOUBTFUL_CLEAN: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
+
+
+def test_doubtful_clean_before_rare(setting):
+    edition, version = setting
+    label_many(edition, ["clean"], 3)
+    rare = add_verdict(edition, version, "placeholder", 0.6)
+    near_gkc = add_verdict(edition, version, "clean", 0.62, probs(clean=0.62, gkc=0.3, ciab=0.08))
+    near_margins = add_verdict(edition, version, "clean", 0.8, probs(clean=0.8, margins=0.12, gkc=0.08))
+    # Spread over many classes, no defect reaches the doubt level.
+    add_verdict(edition, version, "clean", 0.7, probs(clean=0.7, gkc=0.09, ciab=0.09, margins=0.06, unclear=0.06))
+    add_verdict(edition, version, "clean", 0.95, probs(clean=0.95, gkc=0.05))
+
+    queue = build_queue(rare_limit=3)
+
+    assert [item.listing_id for item in queue] == [near_gkc.pk, near_margins.pk, rare.pk]
+    assert [item.tier for item in queue] == [TIER_DOUBTFUL_CLEAN, TIER_DOUBTFUL_CLEAN, TIER_RARE]
+
+
+def test_doubt_level_is_a_parameter(setting):
+    edition, version = setting
+    label_many(edition, ["clean"], 3)
+    listing = add_verdict(edition, version, "clean", 0.75, probs(clean=0.75, gkc=0.2, ciab=0.05))
+
+    assert build_queue(rare_limit=3, doubt=0.25) == []
+    assert [item.listing_id for item in build_queue(rare_limit=3, doubt=0.2)] == [listing.pk]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"clean": 0.7, "gkc": 0.2, "ciab": 0.1}, True),
+        ({"clean": 0.85, "margins": 0.1, "gkc": 0.05}, True),
+        ({"clean": 0.91, "gkc": 0.09}, False),
+        ({"clean": 0.5, "gkc": 0.09, "ciab": 0.09, "margins": 0.09, "unclear": 0.09, "placeholder": 0.09, "contents": 0.05}, False),
+        ({}, False),
+        (None, False),
+    ],
+)
+def test_doubtful_clean(values, expected):
+    assert doubtful_clean(values) is expected
 
 
 @pytest.mark.parametrize(
