@@ -221,6 +221,26 @@ class SampleImageServer:
         self.server.server_close()
 
 
+def test_title_in_capitals_takes_mixed_case(tmp_path):
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    image = (SAMPLE_CATALOGUE / "images" / "pixelcrate" / "0121.jpg").read_bytes()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "cover.jpg").write_bytes(image)
+    (feeds / "loud.csv").write_text(HEADER + "1;RAYMAN ORIGINS;PS3;9,99;EUR;images/cover.jpg\n", encoding="utf-8")
+    summary = run_import(tmp_path)
+    assert summary.image_errors == 0
+    assert Game.objects.get().title == "RAYMAN ORIGINS"
+
+    (feeds / "quiet.csv").write_text(HEADER + "7;Rayman Origins - Standard Edition;Wii;8,99;EUR;images/cover.jpg\n", encoding="utf-8")
+    run_import(tmp_path)
+    assert Game.objects.get().title == "Rayman Origins"
+
+    # The capitals do not come back on the next import, whichever file is read first.
+    run_import(tmp_path)
+    assert Game.objects.get().title == "Rayman Origins"
+
+
 @pytest.fixture
 def sample_images():
     return {

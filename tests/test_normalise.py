@@ -17,6 +17,7 @@ from coverpick.catalogue.feeds import FeedRow, iter_feed_files, read_feed
 from coverpick.catalogue.normalise import (
     MAX_PLATFORM_CODE_LENGTH,
     PriceError,
+    better_cased,
     display_title,
     edition_name,
     game_key,
@@ -325,3 +326,20 @@ def test_parse_price_sample_feeds(listings):
 )
 def test_display_title_drops_retail_labels(title, shown):
     assert display_title(title) == shown
+
+
+@pytest.mark.parametrize(
+    "stored, offered, expected",
+    [
+        ("RAYMAN ORIGINS", "Rayman Origins", True),
+        ("TOMB RAIDER 3", "Tomb Raider 3", True),
+        ("Rayman Origins", "RAYMAN ORIGINS", False),
+        ("FIFA 12", "FIFA 12", False),
+        ("NIER", "nier", False),
+        ("Rayman Origins", "Rayman origins", False),
+        ("1942", "1942", False),
+        ("FINAL FANTASY VII", "Final Fantasy 7", False),
+    ],
+)
+def test_better_cased_title(stored, offered, expected):
+    assert better_cased(stored, offered) is expected

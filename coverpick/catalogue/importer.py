@@ -35,7 +35,7 @@ from coverpick.catalogue.models import (
     for_outdated,
     listings_to_relabel,
 )
-from coverpick.catalogue.normalise import display_title, game_key, is_iso_currency, platform_family
+from coverpick.catalogue.normalise import better_cased, display_title, game_key, is_iso_currency, platform_family
 from coverpick.covers.fetch import FetchError, check_fetch_settings, fetch_image
 from coverpick.covers.store import CoverSourceError, check_pixels, delete_stored_file, load_reference, store_image_created
 from coverpick.labels import LabelError, validate_label_set
@@ -511,7 +511,11 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
         # Without a platform the listing would join an edition "unknown" beside the game's real ones.
         raise ValueError("missing platform: fill the row's platform (PS4, Switch, PC and the like)")
     family, platform_code = platform_family(row.platform_raw)
-    game, _ = Game.objects.get_or_create(key=key, defaults={"title": display_title(row.title)})
+    title = display_title(row.title)
+    game, created = Game.objects.get_or_create(key=key, defaults={"title": title})
+    if not created and better_cased(game.title, title):
+        game.title = title
+        game.save(update_fields=["title"])
     edition, _ = Edition.objects.get_or_create(game=game, platform=platform_code, defaults={"family": family})
     previous = Listing.objects.filter(shop=shop, product_id=row.product_id).select_related("cover", "edition").first()
     cover, cover_error, validators = _store_cover(row, catalogue_dir, summary, previous)

@@ -306,6 +306,23 @@ def display_title(title: str) -> str:
     return " ".join(text.split())
 
 
+def in_capitals(title: str) -> bool:
+    """Return True when every cased letter of ``title`` is a capital and it has at least one."""
+    return title == title.upper() and title != title.lower()
+
+
+def better_cased(stored: str, offered: str) -> bool:
+    """Return True when ``offered`` should replace a game's ``stored`` title: the same words, stored in capitals, offered in mixed case.
+
+    Shops that write "RAYMAN ORIGINS" name the game less readably than shops
+    that write "Rayman Origins". A title in capitals with no other spelling
+    ("FIFA 12") stays as it is, since capitals may be the game's own spelling.
+    Only the case may differ, so the title's words, which the model reads, stay.
+    """
+    same_words = stored.lower() == offered.lower()
+    return same_words and in_capitals(stored) and not in_capitals(offered) and offered != offered.lower()
+
+
 def _roman_to_int(token: str) -> int:
     total = 0
     for current, following in zip(token, token[1:] + " "):
