@@ -8,6 +8,7 @@ the primary cover, unless the listing has moved to another game.
 """
 
 import io
+import json
 
 import pytest
 from PIL import Image
@@ -684,6 +685,23 @@ def test_pin_back_in_its_game_is_reported(tmp_path):
     assert ranked(away).is_pinned
     # An import that leaves the listing where it is reports nothing.
     assert quiet_import(tmp_path).returned_pins == []
+
+
+def test_pin_away_and_back_in_one_import(tmp_path):
+    first_import(tmp_path, "")
+    away = Listing.objects.select_related("edition").get(product_id="1")
+    pin_cover(away)
+    # alpha.csv, read first, files listing 1 under Beta Game; alpha.jsonl, of
+    # the same shop, files it back under Alpha Game in the same import.
+    write_platform_and_title(tmp_path, "PS4", "Beta Game")
+    record = {"url": "1", "name": "Alpha Game", "console": "PS4", "price_text": "10,00 €", "img": "images/a.jpg"}
+    (tmp_path / "feeds" / "alpha.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+    summary = quiet_import(tmp_path)
+
+    assert summary.returned_pins == []
+    assert summary.pins_for_other_game == 0
+    assert ranked(away).is_pinned
 
 
 def test_pin_survives_platform_change(tmp_path):
