@@ -134,13 +134,18 @@ def _log_level() -> str:
     return level
 
 
+_LOG_LEVEL = _log_level()
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "coverpick": {"handlers": ["console"], "level": _log_level()},
+        "coverpick": {"handlers": ["console"], "level": _LOG_LEVEL},
+        # coverpick reports each image it cannot decode with its path and reason.
+        # Pillow's own lines name no file, so they show only at DEBUG.
+        "PIL": {"handlers": ["console"], "level": "DEBUG" if _LOG_LEVEL == "DEBUG" else "CRITICAL", "propagate": False},
         # Without these, Django drops server errors and rejected hosts when DEBUG is off.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "django.security": {"handlers": ["console"], "level": "WARNING", "propagate": False},
