@@ -211,36 +211,20 @@ def build_queue(
     verdicts = unlabelled_active_verdicts(version, skipped)
 
     items: list[QueueItem] = outdated_items(skipped) + audit_suspects(skipped)
-    boundary_candidates: list[int] = []
-    clean_candidates: list[int] = []
-    rows = verdicts.values_list("pk", "listing_id", "quality", "quality_confidence")
-    for verdict_id, listing_id, quality, confidence in rows.iterator(chunk_size=2000):
+    rows = verdicts.values_list("listing_id", "quality", "quality_confidence")
+    for listing_id, quality, confidence in rows.iterator(chunk_size=2000):
         if quality == UNKNOWN:
             items.append(QueueItem(listing_id, TIER_UNKNOWN, quality, confidence))
         elif quality in rare:
             items.append(QueueItem(listing_id, TIER_RARE, quality, confidence))
-        elif quality in BOUNDARY_CLASSES:
-            boundary_candidates.append(verdict_id)
-        elif quality == "clean" and (confidence is None or confidence <= 1.0 - doubt):
-            # The probabilities sum to 1, so a clean probability above 1 - doubt
-            # leaves every defect class below doubt.
-            clean_candidates.append(verdict_id)
 
-    # Only the few rows predicted as a boundary class need their probabilities.
-    if boundary_candidates:
-        probs_rows = Verdict.objects.filter(pk__in=boundary_candidates).values_list(
-            "listing_id", "quality", "quality_confidence", "quality_probs"
-        )
-        for listing_id, quality, confidence, probs in probs_rows:
-            if is_boundary_case(probs, gap):
-                items.append(QueueItem(listing_id, TIER_BOUNDARY, quality, confidence))
-    if clean_candidates:
-        probs_rows = Verdict.objects.filter(pk__in=clean_candidates).values_list(
-            "listing_id", "quality", "quality_confidence", "quality_probs"
-        )
-        for listing_id, quality, confidence, probs in probs_rows:
-            if doubtful_clean(probs, doubt):
-                items.append(QueueItem(listing_id, TIER_DOUBTFUL_CLEAN, quality, confidence))
+    # Only the few rows predicted as a boundary class, or clean without much
+    # margin, need their probabilities. The probabilities sum to 1, so a clean
+    # probability above 1 - doubt leaves every defect class below doubt.
+    boundary = verdicts.filter(quality__in=BOUNDARY_CLASSES)
+    items += _items_where(boundary, TIER_BOUNDARY, lambda probs: is_boundary_case(probs, gap))
+    unsure_clean = verdicts.filter(quality="clean").exclude(quality_confidence__gt=1.0 - doubt)
+    items += _items_where(unsure_clean, TIER_DOUBTFUL_CLEAN, lambda probs: doubtful_clean(probs, doubt))
 
     # A missing confidence sorts first, because nothing is known about that verdict.
     items.sort(key=lambda item: (TIER_ORDER.index(item.tier), item.confidence or 0.0, item.listing_id))
@@ -252,6 +236,12 @@ def build_queue(
             served.add(item.listing_id)
             unique.append(item)
     return unique
+
+
+def _items_where(verdicts, tier: str, test) -> list[QueueItem]:
+    """Return queue items of ``tier`` for the ``verdicts`` whose probabilities pass ``test``."""
+    rows = verdicts.values_list("listing_id", "quality", "quality_confidence", "quality_probs")
+    return [QueueItem(listing_id, tier, quality, confidence) for listing_id, quality, confidence, probs in rows if test(probs)]
 
 
 def queue_counts(items: Iterable[QueueItem]) -> dict[str, int]:
