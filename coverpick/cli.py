@@ -92,10 +92,19 @@ def _schema_behind(args: list[str]) -> str | None:
     if not args or args[0] not in NEEDS_CATALOGUE or any(argument in ("-h", "--help") for argument in args[1:]):
         return None
     import django
+
+    django.setup()
+    return schema_behind_message(f"coverpick {args[0]}")
+
+
+def schema_behind_message(command: str) -> str | None:
+    """Return an error message naming the migrations that a migrated database lacks, or None when it has them all.
+
+    Django must be set up. A database with no migrations at all gives None.
+    """
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    django.setup()
     executor = MigrationExecutor(connection)
     if not executor.loader.applied_migrations:
         return None
@@ -104,7 +113,7 @@ def _schema_behind(args: list[str]) -> str | None:
     if not pending:
         return None
     return (
-        f"The database lacks {len(pending)} of coverpick's migrations ({', '.join(pending)}), so `coverpick {args[0]}` "
+        f"The database lacks {len(pending)} of coverpick's migrations ({', '.join(pending)}), so `{command}` "
         "was not run and nothing was changed. Run `coverpick migrate` with the same COVERPICK_HOME or DATABASE_URL, "
         "then run this command again."
     )

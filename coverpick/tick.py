@@ -57,6 +57,8 @@ def count_pending() -> int | None:
                 return _counts(connection)
         except psycopg.errors.UndefinedTable as exc:
             raise TickError(f"the PostgreSQL database has no coverpick tables ({exc}). Run `coverpick migrate`.") from exc
+        except psycopg.errors.UndefinedColumn as exc:
+            raise TickError(f"the PostgreSQL database lacks some of coverpick's migrations ({exc}). Run `coverpick migrate`.") from exc
         except psycopg.OperationalError as exc:
             raise TickError(f"connection to the PostgreSQL database in DATABASE_URL failed ({exc}). Check that the server is running and the URL is right.") from exc
     import sqlite3
@@ -74,6 +76,8 @@ def count_pending() -> int | None:
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             raise TickError(f"the database {path} has no coverpick tables ({exc}). Run `coverpick migrate`.") from exc
+        if "no such column" in str(exc):
+            raise TickError(f"the database {path} lacks some of coverpick's migrations ({exc}). Run `coverpick migrate`.") from exc
         raise
     finally:
         connection.close()
@@ -106,6 +110,14 @@ def main(argv: list[str]) -> int:
     import django
 
     django.setup()
+    from coverpick.cli import schema_behind_message
+
+    # The count reads columns that every schema has, so a database that lacks
+    # a later migration is found here, before the sweep writes anything.
+    behind = schema_behind_message("coverpick tick")
+    if behind:
+        sys.stderr.write(f"coverpick tick: {behind}\n")
+        return 1
     from coverpick.model.sweep import sweep
     from coverpick.ranking import compute_primaries
 

@@ -171,3 +171,20 @@ def test_count_pending_empty_database(tmp_path, monkeypatch):
     monkeypatch.setenv("COVERPICK_HOME", str(tmp_path))
     with pytest.raises(TickError, match="has no coverpick tables"):
         count_pending()
+
+
+def test_tick_on_database_behind_migrations(tmp_path):
+    home = make_home(tmp_path, swept=0, pending=2)
+    script = Path(sys.executable).with_name("coverpick")
+    # As a home that an older coverpick migrated: the last migration undone.
+    undo = subprocess.run([str(script), "migrate", "catalogue", "0005"], env=child_env(home), capture_output=True, text=True, timeout=120)
+    assert undo.returncode == 0, undo.stderr
+    before = (home / "coverpick.sqlite3").read_bytes()
+
+    result = subprocess.run([str(script), "tick"], env=child_env(home), capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 1
+    assert "lacks 1 of coverpick's migrations (catalogue 0006_verdict_edition)" in result.stderr
+    assert "Run `coverpick migrate`" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (home / "coverpick.sqlite3").read_bytes() == before
