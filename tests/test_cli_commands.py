@@ -312,3 +312,34 @@ def test_evaluate_checks_json_folder_first(sample_catalogue, tmp_path):
     target = tmp_path / "missing" / "result.json"
     with pytest.raises(CommandError, match="does not exist; create it"):
         call_command("evaluate", "--truth", str(sample_catalogue / "truth.jsonl"), "--json", str(target), stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('{"shop": "a", "product_id": "1", "source": "manual-pin"}\n', "line 1: missing labels"),
+        ('{"shop": "a", "product_id": "1", "labels": ["clean"]}\n# notes\n', "line 2: invalid JSON"),
+        ('{"shop": "a", "product_id": "1", "labels": ["shiny"]}\n', "unknown class 'shiny' in labels"),
+        ('{"shop": "a", "product_id": "1", "labels": ["clean"], "image_family": "sega"}\n', "unknown image_family 'sega'"),
+        ('["a", "1", ["clean"]]\n', "the line is not a JSON object"),
+        ("\n\n", "has no records"),
+    ],
+)
+def test_evaluate_rejects_bad_reference_file(tmp_path, content, fragment):
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text(content, encoding="utf-8")
+    with pytest.raises(CommandError) as caught:
+        call_command("evaluate", "--truth", str(truth), stdout=io.StringIO())
+    assert fragment in str(caught.value)
+    assert str(truth) in str(caught.value)
+
+
+@pytest.mark.django_db
+def test_evaluate_rejects_reference_of_other_catalogue(tmp_path):
+    _game, (edition,) = make_game()
+    make_listing(edition)
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text('{"shop": "elsewhere", "product_id": "1", "labels": ["clean"]}\n', encoding="utf-8")
+    with pytest.raises(CommandError, match="None of the 1 records in reference file .* names a listing of this catalogue"):
+        call_command("evaluate", "--truth", str(truth), stdout=io.StringIO())

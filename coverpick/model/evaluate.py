@@ -21,14 +21,57 @@ from coverpick.model.heads import decide
 from coverpick.model.train import build_training_data, fit_heads
 
 
+class TruthError(ValueError):
+    """A reference file that cannot be scored against: unreadable, or a line without the fields the scores need."""
+
+
+TRUTH_FORMAT = (
+    "Each line must be a JSON object with shop, product_id, labels (a list of quality classes) and, "
+    "optionally, image_family (the platform family the cover shows), as in the sample's truth.jsonl."
+)
+
+
 def load_truth(path: Path) -> dict[tuple[str, str], dict]:
+    """Read a reference file into {(shop, product_id): record}, checking every line before any training starts."""
     truth = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                record = json.loads(line)
-                truth[(record["shop"], str(record["product_id"]))] = record
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    record = _truth_record(line)
+                    if isinstance(record, str):
+                        raise TruthError(f"Reference file {path}, line {number}: {record}. {TRUTH_FORMAT}")
+                    truth[(record["shop"], str(record["product_id"]))] = record
+    except UnicodeDecodeError as exc:
+        raise TruthError(f"Reference file {path} is not UTF-8 text ({exc.reason}). {TRUTH_FORMAT}") from exc
+    except OSError as exc:
+        raise TruthError(f"Reference file {path} cannot be read ({exc.strerror or exc}).") from exc
+    if not truth:
+        raise TruthError(f"Reference file {path} has no records. {TRUTH_FORMAT}")
     return truth
+
+
+def _truth_record(line: str) -> dict | str:
+    """Return the parsed record of one reference line, or why it is invalid."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return f"invalid JSON ({exc.msg} at column {exc.colno})"
+    if not isinstance(record, dict):
+        return "the line is not a JSON object"
+    missing = [name for name in ("shop", "product_id", "labels") if record.get(name) in (None, "")]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    labels = record["labels"]
+    if not isinstance(labels, list) or not labels:
+        return f"labels must be a non-empty list of classes, got {labels!r}"
+    unknown = [label for label in labels if label not in LABEL_CLASSES]
+    if unknown:
+        return f"unknown class {unknown[0]!r} in labels (known: {', '.join(LABEL_CLASSES)})"
+    family = record.get("image_family")
+    if family is not None and family not in PLATFORM_FAMILIES and family != "other":
+        return f"unknown image_family {family!r} (known: {', '.join(PLATFORM_FAMILIES)}, other)"
+    return record
 
 
 def game_folds(game_ids: list, folds: int, seed: int) -> dict:
@@ -43,6 +86,12 @@ def cross_validate(
     """Cross-validate the heads by game against reference labels; ``report``, if given, gets a line after each fold."""
     backbone_id = backbone_id or conf.backbone_id()
     truth = load_truth(truth_path)
+    known = set(Listing.objects.values_list("shop__code", "product_id"))
+    if not any(key in known for key in truth):
+        raise TruthError(
+            f"None of the {len(truth)} records in reference file {truth_path} names a listing of this catalogue "
+            "(matched by shop and product_id). Import the catalogue that the file describes, or pass its reference file."
+        )
     data = build_training_data(backbone_id, progress)
     arrays = data.catalogue
     keys = dict(Listing.objects.values_list("pk", "shop__code"))

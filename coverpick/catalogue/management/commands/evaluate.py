@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="Hide the progress bar and the lines that mark each fold done")
 
     def handle(self, truth, folds, seed, quiet, json: Path | None = None, **options):
-        from coverpick.model.evaluate import cross_validate, format_report
+        from coverpick.model.evaluate import TruthError, cross_validate, format_report
         from coverpick.model.train import TrainingError
 
         if not truth.is_file():
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError(f"The folder of --json {json} does not exist; create it or choose another path.")
         try:
             result = cross_validate(truth, folds=folds, seed=seed, progress=not quiet, report=None if quiet else self.stdout.write)
-        except TrainingError as exc:
+        except (TrainingError, TruthError) as exc:
             raise CommandError(str(exc)) from exc
         for line in format_report(result):
             self.stdout.write(line)
