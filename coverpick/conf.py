@@ -26,7 +26,8 @@ class SettingError(ValueError):
 
 def home() -> Path:
     """Return COVERPICK_HOME (default ./var), the folder for the database, images, features and models."""
-    return Path(os.environ.get("COVERPICK_HOME", "var")).resolve()
+    # An empty value counts as unset, so `COVERPICK_HOME= coverpick ...` does not use the current folder.
+    return Path(os.environ.get("COVERPICK_HOME", "").strip() or "var").resolve()
 
 
 def sqlite_path() -> Path:

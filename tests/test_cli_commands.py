@@ -343,3 +343,24 @@ def test_evaluate_rejects_reference_of_other_catalogue(tmp_path):
     truth.write_text('{"shop": "elsewhere", "product_id": "1", "labels": ["clean"]}\n', encoding="utf-8")
     with pytest.raises(CommandError, match="None of the 1 records in reference file .* names a listing of this catalogue"):
         call_command("evaluate", "--truth", str(truth), stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_home_blocked_by_file_is_worded(tmp_path, below):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder", encoding="utf-8")
+    home = blocker / below if below else blocker
+    result = run_cli(home, "migrate")
+    assert result.returncode == 1
+    assert f"COVERPICK_HOME={str(home)!r} cannot be used as coverpick's folder (a file is in the way)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_empty_home_means_default(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "from coverpick import conf; print(conf.home())"],
+        env=cli_env(tmp_path, COVERPICK_HOME=""), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "var")
