@@ -73,7 +73,7 @@ def _database() -> dict:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        # A file in the path gives FileExistsError or NotADirectoryError, whose text says neither.
+        # A file in the path raises FileExistsError or NotADirectoryError, whose message hides the cause.
         blocked = isinstance(exc, (FileExistsError, NotADirectoryError))
         reason = "a file is in the way" if blocked else exc.strerror or str(exc)
         raise conf.SettingError(
