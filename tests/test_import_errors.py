@@ -398,3 +398,20 @@ def test_same_shop_files_withdraw_together(tmp_path):
         "feed files alpha.csv, alpha.jsonl of shop alpha: alpha.jsonl: it does not end with a line break" in warning
         for warning in warnings
     )
+
+
+def test_missing_image_unchanged_in_moved_catalogue(tmp_path):
+    import shutil
+
+    first = tmp_path / "monday"
+    write_feed(first, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;images/missing.jpg"])
+    summary, _ = run_import(first)
+    assert summary.image_errors == 1
+    stored = Listing.objects.get(product_id="1").cover_error
+    assert stored == "image file 'images/missing.jpg' not found in the catalogue folder"
+
+    # The same export in the next day's folder changes nothing.
+    second = shutil.copytree(first, tmp_path / "tuesday")
+    summary, _ = run_import(second)
+    assert summary.listings_updated == 0
+    assert summary.listings_unchanged == 1

@@ -136,11 +136,13 @@ def load_reference(image_ref: str, base_dir: Path) -> bytes:
         raise CoverSourceError(f"image URL scheme {scheme!r} is not allowed; only http and https are fetched")
     base = base_dir.resolve()
     path = (base / image_ref).resolve()
+    # A listing stores the message, so a missing file's message leaves out the
+    # catalogue folder: a feed exported to a new folder each day rewrites nothing.
     if not path.is_relative_to(base):
         raise CoverSourceError(
-            f"image path {image_ref!r} resolves to {path}, outside the catalogue folder {base} "
+            f"image path {image_ref!r} resolves to {path}, outside the catalogue folder "
             "through .. or a symbolic link; keep the images inside the catalogue folder"
         )
     if not path.is_file():
-        raise CoverSourceError(f"image file {image_ref!r} not found under {base}")
+        raise CoverSourceError(f"image file {image_ref!r} not found in the catalogue folder")
     return path.read_bytes()
