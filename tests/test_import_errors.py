@@ -340,6 +340,24 @@ def test_is_iso_currency(code, expected):
     assert is_iso_currency(code) is expected
 
 
+def test_price_without_currency_or_zero_warned(tmp_path):
+    write_feed(
+        tmp_path,
+        "alpha.csv",
+        ["1;Alpha Game;PS4;54.99;;", "2;Beta Game;PS4;12.00;;", "3;Gamma Game;PS4;0,00;GBP;", "4;Delta Game;PS4;;;"],
+    )
+
+    summary, warnings = run_import(tmp_path)
+
+    assert summary.listings_created == 4
+    (no_currency,) = [message for message in warnings if "without a currency" in message]
+    assert "line 2: product '1' has a price without a currency" in no_currency
+    assert "as does 1 more row in this file" in no_currency
+    (zero,) = [message for message in warnings if "price of zero" in message]
+    assert "line 4: product '3' has a price of zero." in zero
+    assert Listing.objects.get(product_id="3").price == 0
+
+
 def test_image_path_through_symlink_names_resolved_path(tmp_path):
     from coverpick.covers.store import CoverSourceError, load_reference
 

@@ -139,6 +139,21 @@ def test_game_page_shows_primary_and_best_prices(client, ranked_game):
     assert 'href="https://shop.example/item"' in body
 
 
+def test_zero_price_is_no_offer(client):
+    game, (edition,) = make_game()
+    priced(make_listing(edition), "0.00", "GBP")
+    priced(make_listing(edition), "19.99", "GBP")
+    body = client.get(f"/games/{game.pk}/").content.decode()
+    best = body[body.index("<h2>Best price</h2>") : body.index("</table>")]
+    assert "£19.99" in best
+    assert "£0.00" not in best
+    # The candidate list still shows the price the feed sent.
+    assert "£0.00" in body
+    listing_page = client.get("/").content.decode()
+    assert "£19.99" in listing_page
+    assert "£0.00" not in listing_page
+
+
 def test_game_page_drops_non_http_shop_link(client):
     game, (edition,) = make_game()
     priced(make_listing(edition), "9.99", "EUR", url="javascript:alert(1)")

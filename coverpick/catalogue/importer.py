@@ -338,10 +338,18 @@ def _apply_configured_preference(report: Reporter) -> None:
             Shop.objects.filter(code=code).update(preference=rank)
 
 
-class _UnknownCurrency(NamedTuple):
+class _PriceNote(NamedTuple):
+    """A price problem of one feed file that was stored anyway: where it first appears and how many rows have it."""
+
     first_line: int
     first_product_id: str
     rows: int
+
+
+# Price problems reported once per feed file, keyed by (kind, value).
+NOTE_UNKNOWN_CURRENCY = "unknown currency"
+NOTE_NO_CURRENCY = "no currency"
+NOTE_ZERO_PRICE = "zero price"
 
 
 def _open_feed(feed_path: Path, report: Reporter):
@@ -374,7 +382,7 @@ def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, r
 
         items = tqdm(items, desc=f"import {feed_path.name}", unit="row")
     shop: Shop | None = None
-    unknown_currencies: dict[str, _UnknownCurrency] = {}
+    price_notes: dict[tuple[str, str], _PriceNote] = {}
     seen_products: set[str] = set()
     stopped_early = False
     rows_in_file = refused_here = 0
@@ -406,14 +414,11 @@ def _import_feed(feed_path: Path, catalogue_dir: Path, summary: ImportSummary, r
             continue
         # Only a stored row confirms its product's offer, so a refused one counts as missing.
         seen_products.add(item.product_id)
-        if item.currency and not is_iso_currency(item.currency):
-            seen = unknown_currencies.get(item.currency)
-            if seen is None:
-                unknown_currencies[item.currency] = _UnknownCurrency(item.line, item.product_id, 1)
-            else:
-                unknown_currencies[item.currency] = seen._replace(rows=seen.rows + 1)
+        for key in _price_note_keys(item):
+            seen = price_notes.get(key)
+            price_notes[key] = _PriceNote(item.line, item.product_id, 1) if seen is None else seen._replace(rows=seen.rows + 1)
     summary.feed_files_read += 1
-    _report_unknown_currencies(feed_path, unknown_currencies, report)
+    _report_price_notes(feed_path, price_notes, report)
     if stopped_early:
         reason = "reading stopped before its end"
     elif feed_path.suffix.lower() in LINE_FEED_SUFFIXES and not _ends_with_newline(feed_path):
@@ -489,16 +494,43 @@ def _withdraw_missing(
     summary.listings_withdrawn += len(missing)
 
 
-def _report_unknown_currencies(feed_path: Path, unknown: dict[str, _UnknownCurrency], report: Reporter) -> None:
-    """Report each currency code of one feed that ISO 4217 does not define, once per code."""
-    for code, seen in unknown.items():
+def _price_note_keys(row: FeedRow) -> list[tuple[str, str]]:
+    """Return the price problems of a stored row that the import reports: an unknown currency, none, or a zero price."""
+    keys = []
+    if row.currency and not is_iso_currency(row.currency):
+        keys.append((NOTE_UNKNOWN_CURRENCY, row.currency))
+    if row.price is not None and not row.currency:
+        keys.append((NOTE_NO_CURRENCY, ""))
+    if row.price is not None and row.price == 0:
+        keys.append((NOTE_ZERO_PRICE, ""))
+    return keys
+
+
+def _report_price_notes(feed_path: Path, notes: dict[tuple[str, str], _PriceNote], report: Reporter) -> None:
+    """Report each price problem of one feed file once, with its first row and the count of the others."""
+    for (kind, value), seen in notes.items():
         more = seen.rows - 1
-        others = f", and {more} more row{'s' if more != 1 else ''} in this file" if more else ""
-        report(
-            f"{feed_path} line {seen.first_line}: currency {code!r} of product {seen.first_product_id!r}{others} "
-            "is not a current ISO 4217 currency code. The listings were stored with that code. "
-            "Correct the feed's currency field if it is a typo."
-        )
+        where = f"{feed_path} line {seen.first_line}"
+        product = repr(seen.first_product_id)
+        rows = f"{more} more row{'s' if more != 1 else ''} in this file"
+        if kind == NOTE_UNKNOWN_CURRENCY:
+            others = f", and {rows}" if more else ""
+            report(
+                f"{where}: currency {value!r} of product {product}{others} is not a current ISO 4217 currency code. "
+                "The listings were stored with that code. Correct the feed's currency field if it is a typo."
+            )
+        elif kind == NOTE_NO_CURRENCY:
+            also = f", as {'does' if more == 1 else 'do'} {rows}" if more else ""
+            report(
+                f"{where}: product {product} has a price without a currency (no sign, code or currency field){also}. "
+                "The listings were stored, but no best price shows them until the feed names the currency."
+            )
+        else:
+            also = f", as {'does' if more == 1 else 'do'} {rows}" if more else ""
+            report(
+                f"{where}: product {product} has a price of zero{also}. The listings were stored, but a zero "
+                "price is never shown as an offer. Correct the feed's price if it is a placeholder."
+            )
 
 
 def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSummary) -> None:

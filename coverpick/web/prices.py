@@ -2,7 +2,9 @@
 
 Most feeds do not say whether a product is in stock (``in_stock`` is null),
 so a listing counts as available unless its shop marked it out of stock.
-Prices in different currencies are never converted or compared.
+Prices in different currencies are never converted or compared. A price of
+zero is kept as the feed sent it but is not an offer: it more likely fills an
+empty field than prices a game, and it would always be the lowest.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def shop_link(url: str) -> str:
 
 
 def is_available(listing: Listing) -> bool:
-    return listing.in_stock is not False and listing.price is not None and bool(listing.currency)
+    return listing.in_stock is not False and listing.price is not None and listing.price > 0 and bool(listing.currency)
 
 
 def best_prices(listings: Iterable[Listing]) -> list[BestPrice]:
@@ -78,7 +80,7 @@ def best_prices(listings: Iterable[Listing]) -> list[BestPrice]:
 def best_prices_by_game(game_ids: Iterable[int]) -> dict[int, list[BestPrice]]:
     """Return the lowest available price per currency for each game, in one aggregate query."""
     rows = (
-        Listing.objects.filter(edition__game_id__in=list(game_ids), price__isnull=False)
+        Listing.objects.filter(edition__game_id__in=list(game_ids), price__gt=0)
         .exclude(Q(in_stock=False) | Q(currency=""))
         .values("edition__game_id", "currency")
         .annotate(lowest=Min("price"))
