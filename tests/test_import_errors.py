@@ -163,7 +163,7 @@ def test_preference_typo_warned_not_created(tmp_path, monkeypatch):
 
     assert not Shop.objects.filter(code="quikkeys").exists()
     assert Shop.objects.get(code="pixelcrate").preference == 0
-    assert Shop.objects.get(code="quickkeys").preference == 100
+    assert Shop.objects.get(code="quickkeys").preference == 1
     typo_warnings = [message for message in warnings if "COVERPICK_SHOP_PREFERENCE" in message]
     assert len(typo_warnings) == 1
     assert "'quikkeys'" in typo_warnings[0]
@@ -182,6 +182,36 @@ def test_preference_for_earlier_shop_applied(tmp_path, monkeypatch):
     assert Shop.objects.get(code="pixelcrate").preference == 1
     assert Shop.objects.get(code="quickkeys").preference == 0
     assert not any("COVERPICK_SHOP_PREFERENCE" in message for message in warnings)
+
+
+def test_preference_leaves_no_tie_with_saved_order(tmp_path, monkeypatch):
+    from coverpick.catalogue.models import save_shop_order
+
+    write_feed(tmp_path, "pixelcrate.csv", ["1;Alpha Game;PS4;10,00;EUR;images/a.jpg"])
+    write_feed(tmp_path, "webshop.csv", ["1;Alpha Game;PS4;11,00;EUR;images/a.jpg"])
+    run_import(tmp_path)
+    # As `coverpick shops --order webshop` saves it.
+    save_shop_order(["webshop"])
+    monkeypatch.setenv("COVERPICK_SHOP_PREFERENCE", "pixelcrate")
+
+    summary, _warnings = run_import(tmp_path)
+
+    assert dict(Shop.objects.values_list("code", "preference")) == {"pixelcrate": 0, "webshop": 1}
+    assert summary.games_ranked_for_shop_order == 1
+    assert "COVERPICK_SHOP_PREFERENCE changed the shop order; primary covers chosen again for 1 game" in summary.lines()
+    # The same order on the next import changes nothing, so nothing is re-ranked.
+    assert run_import(tmp_path)[0].games_ranked_for_shop_order is None
+
+
+def test_no_labels_summary_says_so(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    (tmp_path / "labels.jsonl").write_text('{"shop": "alpha", "product_id": "1", "labels": ["clean"], "source": "manual-train"}\n')
+
+    skipped = run_import(tmp_path, with_labels=False)[0].lines()
+    read = run_import(tmp_path)[0].lines()
+
+    assert skipped[-1] == "Label file: not read (--no-labels, or no labels.jsonl in the catalogue folder)"
+    assert read[-1].startswith("Label rows imported: 1,")
 
 
 def test_image_problems_listed(tmp_path):

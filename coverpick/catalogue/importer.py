@@ -34,6 +34,7 @@ from coverpick.catalogue.models import (
     for_other_game,
     for_outdated,
     listings_to_relabel,
+    save_shop_order,
 )
 from coverpick.catalogue.normalise import better_cased, display_title, game_key, is_iso_currency, platform_family
 from coverpick.covers.fetch import FetchError, check_fetch_settings, fetch_image
@@ -122,6 +123,10 @@ class ImportSummary:
     labels_kept: int = 0
     listings_withdrawn: int = 0
     label_lines_refused: int = 0
+    # Whether the import read labels.jsonl; false with --no-labels or when the file is absent.
+    labels_read: bool = False
+    # Games re-ranked because COVERPICK_SHOP_PREFERENCE changed the shop order, or None when it did not.
+    games_ranked_for_shop_order: int | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -184,10 +189,19 @@ class ImportSummary:
                 "Games whose primary cover was chosen again because a listing left or joined them, or the primary "
                 f"listing's image or platform changed: {len(self.games_ranked)}"
             )
-        lines.append(
-            f"Label rows imported: {self.labels_imported}, already stored: {self.labels_already_stored}, "
-            f"kept newer staff labels: {self.labels_kept}, refused: {self.label_lines_refused}"
-        )
+        if self.games_ranked_for_shop_order is not None:
+            games = self.games_ranked_for_shop_order
+            lines.append(
+                f"COVERPICK_SHOP_PREFERENCE changed the shop order; primary covers chosen again for {games} "
+                f"game{'s' if games != 1 else ''}"
+            )
+        if self.labels_read:
+            lines.append(
+                f"Label rows imported: {self.labels_imported}, already stored: {self.labels_already_stored}, "
+                f"kept newer staff labels: {self.labels_kept}, refused: {self.label_lines_refused}"
+            )
+        else:
+            lines.append("Label file: not read (--no-labels, or no labels.jsonl in the catalogue folder)")
         return lines
 
 
@@ -245,9 +259,10 @@ def import_catalogue(
         reads_by_shop.setdefault(feed_path.stem, []).append((feed_path, read))
     for shop_code, reads in reads_by_shop.items():
         _withdraw_missing(shop_code, reads, summary, report, allow_mass_withdrawal)
-    _apply_configured_preference(report)
+    _apply_configured_preference(summary, report)
     labels_path = catalogue_dir / "labels.jsonl"
     if with_labels and labels_path.is_file():
+        summary.labels_read = True
         import_labels(labels_path, summary, report)
     _count_outdated_rows(summary)
     return summary
@@ -315,12 +330,15 @@ def _reporter(summary: ImportSummary, warn: Reporter | None) -> Reporter:
     return report
 
 
-def _apply_configured_preference(report: Reporter) -> None:
-    """Set the preference of the shops named in COVERPICK_SHOP_PREFERENCE.
+def _apply_configured_preference(summary: ImportSummary, report: Reporter) -> None:
+    """Set the shop order from COVERPICK_SHOP_PREFERENCE, as `coverpick shops --order` does.
 
-    A code that matches no shop row is reported and skipped, because it is
-    most likely a misspelt feed name. Run after the feeds, so that the shops
-    they created count as known.
+    The named shops come first, in the variable's order, and every other shop
+    after them, so no order saved earlier leaves a tie with a named shop. When
+    the order changes, every game's primary cover is chosen again. A
+    code that matches no shop row is reported and skipped, because it is most
+    likely a misspelt feed name. Run after the feeds, so that the shops they
+    created count as known.
     """
     codes = conf.shop_preference()
     if not codes:
@@ -333,9 +351,8 @@ def _apply_configured_preference(report: Reporter) -> None:
             "They were ignored and no shop was created for them. "
             f"Known shop codes: {', '.join(sorted(known)) or 'none'}. Correct the spelling in COVERPICK_SHOP_PREFERENCE."
         )
-    for rank, code in enumerate(codes):
-        if code in known:
-            Shop.objects.filter(code=code).update(preference=rank)
+    if save_shop_order([code for code in codes if code in known]):
+        summary.games_ranked_for_shop_order = compute_primaries()
 
 
 class _PriceNote(NamedTuple):

@@ -29,6 +29,20 @@ class Shop(models.Model):
         return self.code
 
 
+def save_shop_order(codes: list[str]) -> bool:
+    """Rank the shops ``codes`` names first, in that order, and every other shop after them, level.
+
+    Returns True when any shop's preference changed.
+    """
+    before = dict(Shop.objects.values_list("code", "preference"))
+    target = {code: len(codes) for code in before}
+    target.update({code: rank for rank, code in enumerate(codes)})
+    changed = [code for code, preference in before.items() if preference != target[code]]
+    for code in changed:
+        Shop.objects.filter(code=code).update(preference=target[code])
+    return bool(changed)
+
+
 class Game(models.Model):
     key = models.CharField(max_length=300, unique=True, help_text="Normalised title used to match shops' listings")
     title = models.CharField(max_length=300)

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from coverpick.catalogue.models import Shop
+from coverpick.catalogue.models import Shop, save_shop_order
 
 
 class Command(BaseCommand):
@@ -36,8 +36,6 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"Unknown shop(s): {', '.join(missing)}. Known shops: {', '.join(sorted(known))}.")
         with transaction.atomic():
-            Shop.objects.exclude(code__in=codes).update(preference=len(codes))
-            for rank, code in enumerate(codes):
-                Shop.objects.filter(code=code).update(preference=rank)
+            save_shop_order(codes)
             games = compute_primaries()
         self.stdout.write(f"Shop order saved; primary covers re-ranked for {games} games.")
