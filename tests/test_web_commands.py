@@ -44,6 +44,16 @@ def test_createstaff_creates_staff_account(monkeypatch):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("username", ["bad name!", "x" * 151])
+def test_createstaff_rejects_invalid_username(monkeypatch, username):
+    monkeypatch.setenv("NEW_STAFF_PASSWORD", "s3cret-enough")
+    with pytest.raises(CommandError) as caught:
+        call_command("createstaff", username, "--password-from-env", "NEW_STAFF_PASSWORD", stdout=io.StringIO())
+    assert str(caught.value).startswith(f"Invalid username {username!r}: ")
+    assert not get_user_model().objects.exists()
+
+
+@pytest.mark.django_db
 def test_createstaff_promotes_existing_account(monkeypatch):
     user = get_user_model().objects.create_user("dave", password="old-password")
     monkeypatch.setattr(sys, "stdin", io.StringIO())

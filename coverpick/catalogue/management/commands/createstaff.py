@@ -36,6 +36,12 @@ class Command(BaseCommand):
             raise CommandError("Invalid username: it is empty.")
         User = get_user_model()
         existing = User.objects.filter(username=username).first()
+        if existing is None:
+            # The rule the login form and Django's createsuperuser apply: letters, digits and @ . + - _ only.
+            try:
+                User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
+            except ValidationError as exc:
+                raise CommandError(f"Invalid username {username!r}: " + " ".join(exc.messages)) from exc
         password = self._password(password_from_env, required=existing is None)
 
         with transaction.atomic():
