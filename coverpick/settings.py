@@ -150,6 +150,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"rejected_host": {"()": "coverpick.web.deployment.RejectedHostFilter"}},
     "loggers": {
         "coverpick": {"handlers": ["console"], "level": _LOG_LEVEL},
         # coverpick reports each image it cannot decode with its path and reason.
@@ -158,5 +159,8 @@ LOGGING = {
         # Without these, Django drops server errors and rejected hosts when DEBUG is off.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "django.security": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "django.security.DisallowedHost": {
+            "handlers": ["console"], "level": "WARNING", "propagate": False, "filters": ["rejected_host"],
+        },
     },
 }

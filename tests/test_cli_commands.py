@@ -187,7 +187,10 @@ def test_rejected_host_is_logged(tmp_path):
     env.pop("COVERPICK_ALLOWED_HOSTS", None)
     result = subprocess.run([sys.executable, "-c", REJECTED_HOST], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "400"
-    assert "Invalid HTTP_HOST header: 'covers.invalid'" in result.stderr
+    assert "Invalid HTTP_HOST header: 'covers.invalid'." in result.stderr
+    assert "Add the host to COVERPICK_ALLOWED_HOSTS if it is yours." in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "ALLOWED_HOSTS." not in result.stderr.replace("COVERPICK_ALLOWED_HOSTS", "")
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,16 @@ def test_require_secret_key_names_variable_and_fix():
 
 
 def test_require_secret_key_accepts_value():
-    require_secret_key({"COVERPICK_SECRET_KEY": "x" * 50})
+    require_secret_key({"COVERPICK_SECRET_KEY": "Qm3-vK9_a7ZpL2x" * 3})
+
+
+@pytest.mark.parametrize(("key", "fragment"), [("short", "5 characters, 5 of them distinct"), ("x" * 50, "50 characters, 1 of them distinct")])
+def test_require_secret_key_rejects_weak_value(key, fragment):
+    with pytest.raises(DeploymentError) as caught:
+        require_secret_key({"COVERPICK_SECRET_KEY": key})
+    message = str(caught.value)
+    assert f"COVERPICK_SECRET_KEY is too weak: {fragment}" in message
+    assert "secrets.token_urlsafe" in message
 
 
 def test_serve_without_secret_key_fails(db, monkeypatch, settings):
@@ -132,7 +141,7 @@ def test_serve_debug_skips_secret_key_check(db, monkeypatch, settings):
 
 def test_serve_runs_gunicorn_with_options(db, monkeypatch, settings):
     settings.DEBUG = False
-    monkeypatch.setenv("COVERPICK_SECRET_KEY", "k" * 50)
+    monkeypatch.setenv("COVERPICK_SECRET_KEY", "test-only-" + "k" * 40)
     calls = []
     monkeypatch.setattr(serve.os, "execv", lambda path, argv: calls.append((path, argv)))
     call_command("serve", "--port", "8123", "--workers", "3", stdout=io.StringIO())

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 SECRET_KEY_VARIABLE = "COVERPICK_SECRET_KEY"
+# A key that signs sessions must not be guessable. Django's own deployment
+# check warns below 50 characters or 5 distinct ones; 32 characters of
+# secrets.token_urlsafe carry about 190 bits.
+SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_MIN_DISTINCT = 5
 
 
 class DeploymentError(RuntimeError):
@@ -12,17 +18,38 @@ class DeploymentError(RuntimeError):
 
 
 def require_secret_key(environ: dict[str, str] | None = None) -> None:
-    """Raise DeploymentError unless COVERPICK_SECRET_KEY is set to a non-empty value.
+    """Raise DeploymentError unless COVERPICK_SECRET_KEY is set to a long, varied value.
 
     Without it Django signs sessions and CSRF tokens with the public
-    development key from coverpick.settings.
+    development key from coverpick.settings, and a short key can be guessed.
     """
     environ = os.environ if environ is None else environ
-    if environ.get(SECRET_KEY_VARIABLE, "").strip():
-        return
-    raise DeploymentError(
-        f"{SECRET_KEY_VARIABLE} is not set. Production serving needs a private secret key: create one with\n"
-        f"    python -c 'import secrets; print(secrets.token_urlsafe(50))'\n"
+    key = environ.get(SECRET_KEY_VARIABLE, "").strip()
+    how = (
+        "Production serving needs a private secret key: create one with\n"
+        "    python -c 'import secrets; print(secrets.token_urlsafe(50))'\n"
         f"and export it as {SECRET_KEY_VARIABLE} in the server's environment "
         "(or pass --dev, or set COVERPICK_DEBUG=1, for local development)."
     )
+    if not key:
+        raise DeploymentError(f"{SECRET_KEY_VARIABLE} is not set. {how}")
+    if len(key) < SECRET_KEY_MIN_LENGTH or len(set(key)) < SECRET_KEY_MIN_DISTINCT:
+        raise DeploymentError(
+            f"{SECRET_KEY_VARIABLE} is too weak: {len(key)} characters, {len(set(key))} of them distinct; it needs at "
+            f"least {SECRET_KEY_MIN_LENGTH} characters and {SECRET_KEY_MIN_DISTINCT} distinct ones. {how}"
+        )
+
+
+class RejectedHostFilter(logging.Filter):
+    """Shorten Django's log line for a request to a host not in ALLOWED_HOSTS: no traceback, and coverpick's variable named.
+
+    Anyone can send such requests, so each would otherwise log a full traceback
+    that says to edit ALLOWED_HOSTS, a setting coverpick fills from the environment.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = f"{record.getMessage().split(' You may need', 1)[0]} Add the host to COVERPICK_ALLOWED_HOSTS if it is yours."
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True
