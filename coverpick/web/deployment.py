@@ -25,18 +25,18 @@ def require_secret_key(environ: dict[str, str] | None = None) -> None:
     """
     environ = os.environ if environ is None else environ
     key = environ.get(SECRET_KEY_VARIABLE, "").strip()
-    how = (
+    fix = (
         "Production serving needs a private secret key: create one with\n"
         "    python -c 'import secrets; print(secrets.token_urlsafe(50))'\n"
         f"and export it as {SECRET_KEY_VARIABLE} in the server's environment "
         "(or pass --dev, or set COVERPICK_DEBUG=1, for local development)."
     )
     if not key:
-        raise DeploymentError(f"{SECRET_KEY_VARIABLE} is not set. {how}")
+        raise DeploymentError(f"{SECRET_KEY_VARIABLE} is not set. {fix}")
     if len(key) < SECRET_KEY_MIN_LENGTH or len(set(key)) < SECRET_KEY_MIN_DISTINCT:
         raise DeploymentError(
             f"{SECRET_KEY_VARIABLE} is too weak: {len(key)} characters, {len(set(key))} of them distinct; it needs at "
-            f"least {SECRET_KEY_MIN_LENGTH} characters and {SECRET_KEY_MIN_DISTINCT} distinct ones. {how}"
+            f"least {SECRET_KEY_MIN_LENGTH} characters and {SECRET_KEY_MIN_DISTINCT} distinct ones. {fix}"
         )
 
 
@@ -44,7 +44,7 @@ class RejectedHostFilter(logging.Filter):
     """Shorten Django's log line for a request to a host not in ALLOWED_HOSTS: no traceback, and coverpick's variable named.
 
     Anyone can send such requests, so each would otherwise log a full traceback
-    that says to edit ALLOWED_HOSTS, a setting coverpick fills from the environment.
+    that advises editing ALLOWED_HOSTS, a setting coverpick fills from the environment.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
