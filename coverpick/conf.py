@@ -50,7 +50,24 @@ def text_cache_dir() -> Path:
     folder and read each image once.
     """
     raw = os.environ.get("COVERPICK_TEXT_CACHE", "").strip()
-    return Path(raw).expanduser() if raw else feature_cache_dir()
+    if not raw:
+        return feature_cache_dir()
+    return make_folder(
+        Path(raw).expanduser(),
+        f"COVERPICK_TEXT_CACHE={raw!r} cannot be used as the cover text cache",
+        "Set it to a folder coverpick may create and write, or unset it to keep the text in COVERPICK_HOME/features.",
+    )
+
+
+def make_folder(folder: Path, problem: str, fix: str) -> Path:
+    """Create ``folder`` if needed and return it; raise SettingError with ``problem``, the cause and ``fix`` otherwise."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # A file in the path raises FileExistsError or NotADirectoryError, whose message hides the cause.
+        blocked = isinstance(exc, (FileExistsError, NotADirectoryError))
+        raise SettingError(f"{problem} ({'a file is in the way' if blocked else exc.strerror or exc}). {fix}") from None
+    return folder
 
 
 def model_dir() -> Path:

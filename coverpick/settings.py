@@ -70,16 +70,11 @@ def _database() -> dict:
                 "or unset it to use SQLite in COVERPICK_HOME."
             ) from None
     path = conf.sqlite_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        # A file in the path raises FileExistsError or NotADirectoryError, whose message hides the cause.
-        blocked = isinstance(exc, (FileExistsError, NotADirectoryError))
-        reason = "a file is in the way" if blocked else exc.strerror or str(exc)
-        raise conf.SettingError(
-            f"COVERPICK_HOME={str(path.parent)!r} cannot be used as coverpick's folder ({reason}). "
-            "Set COVERPICK_HOME to a folder that exists or that coverpick may create."
-        ) from None
+    conf.make_folder(
+        path.parent,
+        f"COVERPICK_HOME={str(path.parent)!r} cannot be used as coverpick's folder",
+        "Set COVERPICK_HOME to a folder that exists or that coverpick may create.",
+    )
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path),

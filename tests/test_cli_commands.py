@@ -367,3 +367,14 @@ def test_empty_home_means_default(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "var")
+
+
+def test_text_cache_blocked_by_file_is_worded(tmp_path, monkeypatch):
+    from coverpick import conf
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("COVERPICK_TEXT_CACHE", str(blocker / "text"))
+    with pytest.raises(conf.SettingError) as caught:
+        conf.text_cache_dir()
+    assert str(caught.value).startswith(f"COVERPICK_TEXT_CACHE={str(blocker / 'text')!r} cannot be used as the cover text cache (a file is in the way).")
