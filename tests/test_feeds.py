@@ -610,3 +610,11 @@ def test_shopping_rss_plain_rss_fallback(tmp_path):
     assert rows[0].title == "Quake"
     assert rows[0].url == "https://x.example/q"
     assert rows[0].platform_raw == ""
+
+
+def test_json_error_text_names_column_once():
+    from coverpick.catalogue.feeds.records import json_error_text
+
+    with pytest.raises(json.JSONDecodeError) as caught:
+        json.loads('{"name": "tab\there"}')
+    assert json_error_text(caught.value) == "Invalid control character at column 14"

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from coverpick import conf
 from coverpick.catalogue.feeds import FEED_EXTENSIONS, FeedFormatError, FeedProblem, FeedRow, iter_feed_files, read_feed
+from coverpick.catalogue.feeds.records import json_error_text
 from coverpick.catalogue.manual import IMPORT_NOTE, pin_changed_by_staff, pin_cover, record_review, set_labels
 from coverpick.catalogue.models import (
     CoverImage,
@@ -815,7 +816,7 @@ def _parse_label_line(line: str) -> object:
         # Without its line break, an error at the end of the line names a column of this line.
         return json.loads(line.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        raise ValueError(f"invalid JSON ({json_error_text(exc)})") from exc
 
 
 # The outcomes _import_label_record returns for a row of the label file.

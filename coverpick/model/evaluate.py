@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from coverpick import conf
+from coverpick.catalogue.feeds.records import json_error_text
 from coverpick.catalogue.models import Listing
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, SKU_LABELS, UNKNOWN, tier_for
 from coverpick.model.heads import decide
@@ -56,7 +57,7 @@ def _truth_record(line: str) -> dict | str:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        return f"invalid JSON ({exc.msg} at column {exc.colno})"
+        return f"invalid JSON ({json_error_text(exc)})"
     if not isinstance(record, dict):
         return "the line is not a JSON object"
     missing = [name for name in ("shop", "product_id", "labels") if record.get(name) in (None, "")]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from coverpick.catalogue.normalise import platform_family
 
-from .records import FeedProblem, FeedRow, FieldTypeError, build_row, json_text
+from .records import FeedProblem, FeedRow, FieldTypeError, build_row, json_error_text, json_text
 
 __all__ = ["read_json_api"]
 
@@ -193,7 +193,7 @@ def read_json_api(path: Path) -> Iterator[FeedRow | FeedProblem]:
     try:
         products = _parse_products(text)
     except json.JSONDecodeError as error:
-        reason = f"file is not valid JSON ({error.msg} at column {error.colno})"
+        reason = f"file is not valid JSON ({json_error_text(error)})"
         yield FeedProblem(source, error.lineno, reason, "file skipped")
         return
     except RecursionError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -55,6 +56,15 @@ class FieldTypeError(ValueError):
 
 
 _JSON_TYPE_NAMES = {dict: "an object", list: "an array", bool: "a boolean"}
+
+
+def json_error_text(error: json.JSONDecodeError) -> str:
+    """Describe a JSON syntax error with its column, for a reason in parentheses.
+
+    Some of the json module's messages already end in "at" ("Invalid control
+    character at"), so the column is joined without repeating it.
+    """
+    return f"{error.msg.removesuffix(' at')} at column {error.colno}"
 
 
 def json_text(value: object, field: str) -> str | None:

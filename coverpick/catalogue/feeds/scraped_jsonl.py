@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from .records import FeedProblem, FeedRow, FieldTypeError, build_row, json_text
+from .records import FeedProblem, FeedRow, FieldTypeError, build_row, json_error_text, json_text
 from .textlines import decoded_lines
 
 __all__ = ["read_scraped_jsonl"]
@@ -31,7 +31,7 @@ def read_scraped_jsonl(path: Path) -> Iterator[FeedRow | FeedProblem]:
         try:
             record = json.loads(text)
         except json.JSONDecodeError as decode_error:
-            reason = f"line is not valid JSON ({decode_error.msg} at column {decode_error.colno})"
+            reason = f"line is not valid JSON ({json_error_text(decode_error)})"
             yield FeedProblem(source, line, reason)
             continue
         if not isinstance(record, dict):
