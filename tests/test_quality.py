@@ -100,4 +100,5 @@ def test_audit_command_quiet_hides_fold_lines(trained_sample, tmp_path):
     assert "fold 1/2 done" in loud.getvalue()
     assert "fold" not in quiet.getvalue()
     assert "Audited" in quiet.getvalue()
+    assert "suspicion from 0 to 1, higher means the label is more likely wrong" in quiet.getvalue()
     assert (tmp_path / "quiet.jsonl").read_bytes() == (tmp_path / "loud.jsonl").read_bytes()

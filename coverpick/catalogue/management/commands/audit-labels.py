@@ -24,6 +24,7 @@ class Command(BaseCommand):
         from coverpick.model.audit import audit_labels
         from coverpick.model.calibration import out_of_fold
         from coverpick.model.train import TrainingError, build_training_data
+        from coverpick.web.queue import SUSPECT_LIMIT, SUSPECT_MIN_SCORE
 
         if folds < 2:
             raise CommandError(f"--folds must be at least 2, got {folds}.")
@@ -43,9 +44,12 @@ class Command(BaseCommand):
         suspects = audit_labels(data, oof.quality)
         write_jsonl_file((suspect.record() for suspect in suspects), out)
         contradicting = sum(1 for s in suspects if s.contradicts_classifier)
-        self.stdout.write(f"Audited {len(suspects)} labelled covers; wrote {out}")
+        self.stdout.write(f"Audited {len(suspects)} labelled covers; wrote all of them to {out}, most suspect first")
         self.stdout.write(f"Manual labels contradicting a confident classifier verdict: {contradicting}")
-        self.stdout.write(f"Most suspect {min(top, len(suspects))}:")
+        self.stdout.write(
+            f"Most suspect {min(top, len(suspects))} (suspicion from 0 to 1, higher means the label is more likely wrong; "
+            f"the labelling queue serves the first {SUSPECT_LIMIT} at {SUSPECT_MIN_SCORE} or more):"
+        )
         for suspect in suspects[:top]:
             self.stdout.write(
                 f"  {suspect.score:.3f}  {suspect.shop} {suspect.product_id}: labelled {'+'.join(suspect.labels)}, "
