@@ -62,16 +62,23 @@ def primary_records() -> Iterator[dict]:
         }
 
 
-def check_output_path(path: Path) -> None:
-    """Raise ValueError, naming the path and the fix, when a JSONL file cannot be written at ``path``."""
+def check_output_path(path: Path) -> Path | None:
+    """Raise ValueError, naming the path and the fix, when a JSONL file cannot be written at ``path``.
+
+    A missing folder for the file is created; the first folder created is
+    returned, so a command can say so, and None when the folder existed.
+    """
     if path.is_dir():
         raise ValueError(f"Output path {path} is a folder; give a file name, such as {path / 'export.jsonl'}.")
+    missing = next((folder for folder in reversed(path.parent.absolute().parents) if not folder.exists()), None)
+    created = missing or (None if path.parent.exists() else path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"Cannot create the folder for {path} ({exc.strerror}); choose another --out.") from exc
     if not os.access(path.parent, os.W_OK):
         raise ValueError(f"The folder {path.parent} is not writable; choose another --out.")
+    return created
 
 
 def write_jsonl_file(records, path: Path) -> int:

@@ -56,8 +56,14 @@ def test_shop_order_failure_keeps_preferences(two_shop_game):
 @pytest.mark.django_db
 def test_export_creates_missing_folder(tmp_path):
     target = tmp_path / "new" / "folder" / "primaries.jsonl"
-    call_command("export", "primaries", "--out", str(target), stderr=io.StringIO())
+    stderr = io.StringIO()
+    call_command("export", "primaries", "--out", str(target), stderr=stderr)
     assert target.is_file()
+    assert f"Created the missing folder {tmp_path / 'new'} for {target}" in stderr.getvalue()
+
+    again = io.StringIO()
+    call_command("export", "primaries", "--out", str(target), stderr=again)
+    assert "Created" not in again.getvalue()
 
 
 @pytest.mark.django_db

@@ -142,5 +142,5 @@ def test_report_command_rejects_file_as_folder(tmp_path):
 
     target = tmp_path / "file.txt"
     target.write_text("x")
-    with pytest.raises(CommandError, match="exists and is not a folder"):
+    with pytest.raises(CommandError, match="exists and is not a folder; name a folder .*, such as .*file.txt-report"):
         call_command("report", "--out", str(target))

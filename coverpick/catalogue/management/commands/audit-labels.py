@@ -33,9 +33,11 @@ class Command(BaseCommand):
         out = out or conf.home() / "audit" / "suspects.jsonl"
         # Check the output path before the cross-validation, which takes minutes.
         try:
-            check_output_path(out)
+            created = check_output_path(out)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if created is not None:
+            self.stdout.write(f"Created the missing folder {created} for {out}")
         try:
             data = build_training_data(conf.backbone_id(), progress=not quiet)
         except TrainingError as exc:

@@ -21,9 +21,11 @@ class Command(BaseCommand):
     def handle(self, what, out, **options):
         if out != "-":
             try:
-                check_output_path(Path(out))
+                created = check_output_path(Path(out))
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
+            if created is not None:
+                self.stderr.write(f"Created the missing folder {created} for {out}")
         records = verdict_records() if what == "verdicts" else primary_records()
         if out == "-":
             try:

@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, out: Path, **options):
         if out.exists() and not out.is_dir():
-            raise CommandError(f"--out {out} exists and is not a folder.")
+            raise CommandError(f"--out {out} exists and is not a folder; name a folder (it is created if missing), such as {out}-report.")
         version = active_heads_version()
         if version is None:
             self.stderr.write(
