@@ -1,8 +1,8 @@
 """Lower the current process's claim on the machine, for `coverpick train --throttle`.
 
-On hosts without systemd this gives a retrain the same limits as the
-coverpick-train unit: niceness 19, the idle I/O scheduling class, one CPU and
-one compute thread. Each step that the kernel or platform does not allow is
+On hosts without systemd this gives a retrain the limits of the
+coverpick-train unit but its CPU quota, which needs a cgroup: niceness 19,
+the idle I/O scheduling class, one CPU and one compute thread. Each step that the kernel or platform does not allow is
 reported and skipped, so training still runs.
 
 Call apply_throttle() before torch is imported, for two reasons. Torch and
