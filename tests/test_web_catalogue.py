@@ -139,6 +139,24 @@ def test_game_page_shows_primary_and_best_prices(client, ranked_game):
     assert 'href="https://shop.example/item"' in body
 
 
+def test_unranked_game_shows_best_candidate(client):
+    game, (edition,) = make_game("Fresh Import")
+    version = heads_version()
+    render = make_listing(edition, "shop-a", preference=0)
+    clean = make_listing(edition, "shop-b", preference=1)
+    predict(render, version, "3d_render", platform="sony", confidence=0.9)
+    predict(clean, version, "clean", platform="sony", confidence=0.9)
+    assert Game.objects.get(pk=game.pk).primary_computed_at is None
+
+    body = client.get(f"/games/{game.pk}/").content.decode()
+    assert f'id="primary-cover" class="large" src="/covers/' in body
+    assert f'data-listing="{clean.pk}"' in body.split('id="primary-cover"', 1)[1].split(">", 1)[0]
+    assert "Cover not chosen yet" in client.get("/").content.decode()
+
+    compute_primaries(Game.objects.filter(pk=game.pk))
+    assert "Cover not chosen yet" not in client.get("/").content.decode()
+
+
 def test_zero_price_is_no_offer(client):
     game, (edition,) = make_game()
     priced(make_listing(edition), "0.00", "GBP")

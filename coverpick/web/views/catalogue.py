@@ -82,6 +82,9 @@ def _game_context(request, game: Game) -> dict:
     ranked = list(annotate_platforms(ranked_covers(game)))
     candidates = describe_candidates(ranked)
     primary = next((c for c in candidates if c.listing.pk == game.primary_listing_id), None)
+    if game.primary_computed_at is None:
+        # No ranking has run since the game was imported: show the cover it would choose, the best usable candidate.
+        primary = next((c for c in candidates if not c.listing.is_unusable), None)
     pinned = next((listing for listing in ranked if listing.is_pinned), None)
     can_pick = is_staff(request.user)
     return {
