@@ -364,3 +364,19 @@ def test_notice_cover_tier_name(client):
     predict(notice, heads_version(), "ciab")
     body = client.get(f"/games/{game.pk}/").content.decode()
     assert "Tier 0 (clean cover, or one whose only flaw is a key-card or code notice)" in body
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "shown"),
+    [
+        (0.6, 0.9, ("0.60", "0.90")),
+        (0.99951, 0.99982, ("0.9995", "0.9998")),
+        (0.003, 0.001, ("0.003", "0.001")),
+        (0.0041, 0.2, ("below 0.01", "0.20")),
+        (0.5000001, 0.5000002, ("0.500000 (lower beyond six decimals)", "0.500000")),
+    ],
+)
+def test_close_clean_scores_shown_apart(mine, theirs, shown):
+    from coverpick.web.explain import _score_pair
+
+    assert _score_pair(mine, theirs) == shown

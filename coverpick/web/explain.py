@@ -108,6 +108,16 @@ def _score(value: float) -> str:
     return "below 0.01" if 0.0 < value < 0.005 else f"{value:.2f}"
 
 
+def _score_pair(mine: float, theirs: float) -> tuple[str, str]:
+    """Format two different clean scores with as many decimals as it takes (two to six) to show them apart."""
+    if _score(mine) != _score(theirs):
+        return _score(mine), _score(theirs)
+    for places in range(3, 7):
+        if f"{mine:.{places}f}" != f"{theirs:.{places}f}":
+            return f"{mine:.{places}f}", f"{theirs:.{places}f}"
+    return f"{mine:.6f} ({'lower' if mine < theirs else 'higher'} beyond six decimals)", f"{theirs:.6f}"
+
+
 def order_reason(previous: Listing | None, listing: Listing) -> str:
     """Say which sort key puts ``listing`` right after ``previous``.
 
@@ -123,7 +133,8 @@ def order_reason(previous: Listing | None, listing: Listing) -> str:
     if listing.notice_rank != previous.notice_rank:
         return f"Same group as the cover above, but its verdict {listing.effective_verdict} carries a notice that a plain clean cover does not."
     if listing.clean_score != previous.clean_score:
-        return f"Same group as the cover above; its clean score is {_score(listing.clean_score)} against {_score(previous.clean_score)}."
+        mine, theirs = _score_pair(listing.clean_score, previous.clean_score)
+        return f"Same group as the cover above; its clean score is {mine} against {theirs}."
     if listing.tier != previous.tier:
         return f"Same group and clean score as the cover above; its tier is {listing.tier} against {previous.tier}."
     if listing.shop.preference != previous.shop.preference:
