@@ -88,6 +88,14 @@ def test_label_page_empty_queue(staff_client):
     response = staff_client.get("/admin/label/covers/")
     assert response.status_code == 200
     assert "Nothing left to label" in response.content.decode()
+    assert "No trained model is active" in response.content.decode()
+
+
+def test_label_page_counter_names_its_parts(staff_client, queued):
+    staff_client.post("/admin/label/covers/save/", {"listing": queued["listings"][0].pk, "labels": ["clean"]})
+    body = staff_client.get("/admin/label/covers/").content.decode()
+    assert "2 of 3" in body
+    assert "decided in this session: 1, in the queue: 2" in body
 
 
 def test_label_page_specific_listing(staff_client, queued):

@@ -94,6 +94,8 @@ def _render_page(request, listing: Listing | None, queue: list, status: int = 20
         "undo_depth": labelling.undo_depth(request.session),
         "skipped_count": len(labelling.skipped_ids(request.session)),
         "chosen": chosen or [],
+        "decided": labelling.decisions_made(request.session),
+        "has_model": ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).exists(),
     }
     if listing is not None:
         context.update(_item_context(listing, queue, request.session))
