@@ -89,7 +89,7 @@ def test_sweep_repredicts_a_new_listings_game(trained_sample):
     assert Verdict.objects.filter(classifier_version=version, listing=new).count() == 1
     assert not Verdict.objects.filter(classifier_version=version, platform_confidence=-1.0).exists()
     assert Verdict.objects.filter(classifier_version=version, listing__in=siblings).count() == len(siblings)
-    assert "predicted again: " + str(summary.refreshed) in "\n".join(summary.lines())
+    assert "compared with each other: " + str(summary.refreshed) + "." in "\n".join(summary.lines())
 
 
 def test_sweep_without_apply_writes_nothing(trained_sample):

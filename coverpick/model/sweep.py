@@ -56,14 +56,17 @@ class SweepSummary:
             f"Classifier version: {self.version}",
             f"Listings selected: {self.selected}, predicted: {self.predicted}, unusable images: {self.errors}",
             *listing_lines(self.unusable, total=self.errors),
-            f"Listings of the same games predicted again: {self.refreshed} (their rows are replaced and counted below; "
-            "phase-1 platform rows, the banner heuristic's calls, are written for the selected listings only)",
+            f"Other listings of the same games predicted again, because a game's covers are compared with each other: "
+            f"{self.refreshed}. Their verdicts are replaced and counted below.",
             "Verdicts: " + (", ".join(f"{k} {v}" for k, v in self.verdicts.most_common()) or "none"),
             "Platforms: " + (", ".join(f"{k} {v}" for k, v in self.platforms.most_common()) or "none"),
             f"Time: {self.seconds:.1f} s ({rate:.1f} listings/s)",
         ]
         if self.applied:
-            lines.append(f"Verdict rows written: {self.written}, and {self.phase1_written} phase-1 platform rows")
+            lines.append(
+                f"Verdict rows written: {self.written}, and {self.phase1_written} phase-1 platform rows "
+                "(the banner heuristic's platform calls, for the selected listings only)"
+            )
         else:
             lines.append("Dry run: nothing written (pass --apply to store verdicts)")
         return lines
