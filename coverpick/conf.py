@@ -118,7 +118,7 @@ def backbone_precision() -> str:
 def shop_preference() -> list[str]:
     """Shop ids in order of preference (COVERPICK_SHOP_PREFERENCE, comma-separated).
 
-    Shops not listed keep the preference stored on their row in the database.
+    The import ranks the shops not listed after the listed ones, all level.
     """
     raw = os.environ.get("COVERPICK_SHOP_PREFERENCE", "")
     return [item.strip() for item in raw.split(",") if item.strip()]

@@ -139,6 +139,9 @@ def _log_level() -> str:
 
 
 _LOG_LEVEL = _log_level()
+# Checked here, so every command rejects an invalid value, also those that use the active model's backbone.
+conf.backbone_id()
+conf.backbone_precision()
 
 LOGGING = {
     "version": 1,

@@ -109,7 +109,13 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coverpick.settings")
     import django
 
-    django.setup()
+    from coverpick.conf import SettingError
+
+    try:
+        django.setup()
+    except SettingError as exc:
+        sys.stderr.write(f"coverpick tick: {exc}\n")
+        return 1
     from coverpick.cli import schema_behind_message
 
     # The count reads columns that every schema has, so a database that lacks

@@ -203,6 +203,8 @@ def test_rejected_host_is_logged(tmp_path):
     "variable, value, command, fragment",
     [
         ("COVERPICK_BACKBONE", "foo", "train", "COVERPICK_BACKBONE='foo' is not a known backbone; valid values are efficientnet_lite0"),
+        ("COVERPICK_BACKBONE", "resnet", "sweep", "COVERPICK_BACKBONE='resnet' is not a known backbone"),
+        ("COVERPICK_BACKBONE_PRECISION", "fp8", "rank", "COVERPICK_BACKBONE_PRECISION='fp8' is invalid"),
         ("DATABASE_URL", "garbage", "shops", "DATABASE_URL='garbage' is invalid"),
         ("COVERPICK_LOG_LEVEL", "LOUD", "rank", "COVERPICK_LOG_LEVEL='LOUD' is not a log level. Use one of DEBUG, INFO"),
         ("COVERPICK_FETCH_MAX_BYTES", "lots", "import .", "COVERPICK_FETCH_MAX_BYTES='lots' is not a whole number"),
