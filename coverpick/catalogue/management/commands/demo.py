@@ -38,5 +38,10 @@ class Command(BaseCommand):
             self._run(Path(folder))
 
     def _run(self, catalogue: Path) -> None:
-        for line in run_demo(catalogue):
-            self.stdout.write(line)
+        # Each line is written and flushed as its step ends, so the steps show up
+        # while the demo runs, also when the output goes to a file or a pipe.
+        run_demo(catalogue, out=self._say)
+
+    def _say(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()
