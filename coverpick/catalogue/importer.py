@@ -336,10 +336,10 @@ def _apply_configured_preference(summary: ImportSummary, report: Reporter) -> No
 
     The named shops come first, in the variable's order, and every other shop
     after them, so no order saved earlier leaves a tie with a named shop. When
-    the order changes, every game's primary cover is chosen again. A
-    code that matches no shop row is reported and skipped, because it is most
-    likely a misspelt feed name. Run after the feeds, so that the shops they
-    created count as known.
+    the order changes, every game's primary cover is chosen again. A code that
+    matches no shop row is reported and skipped, because it is most likely a
+    misspelt feed name. Run after the feeds, so that the shops they created
+    count as known.
     """
     codes = conf.shop_preference()
     if not codes:
