@@ -398,7 +398,7 @@ def test_truncated_feed_withdraws_nothing(catalogue):
 
     assert summary.listings_withdrawn == 0
     assert Listing.objects.filter(shop__code="consolecorner").exclude(in_stock=False).count() == offered
-    assert any("were not checked for withdrawn products" in warning for warning in warnings)
+    assert any("listings in stock was marked out of stock." in warning for warning in warnings)
 
 
 @pytest.mark.slow

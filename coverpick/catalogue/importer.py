@@ -489,7 +489,7 @@ def _withdraw_missing(
         unchecked = offered.count()
         if unchecked:
             reason = incomplete[0][1] if len(reads) == 1 else "; ".join(f"{path.name}: {why}" for path, why in incomplete)
-            report(f"{where}: {reason}, so its shop's {unchecked} listings were not checked for withdrawn products.")
+            report(f"{where}: {reason}. None of its shop's {unchecked} listings in stock was marked out of stock.")
         return
     seen = set().union(*(read.seen for _path, read in reads))
     refused = sum(read.refused for _path, read in reads)
