@@ -463,3 +463,13 @@ def test_missing_image_unchanged_in_moved_catalogue(tmp_path):
     summary, _ = run_import(second)
     assert summary.listings_updated == 0
     assert summary.listings_unchanged == 1
+
+
+def test_import_verbosity_zero_prints_warnings_only(tmp_path):
+    write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;;12,00;EUR;"])
+
+    stdout, stderr = run_command(tmp_path, "-v", "0")
+
+    assert stdout == ""
+    assert "missing platform" in stderr
+    assert Listing.objects.filter(product_id="1").exists()

@@ -37,5 +37,8 @@ class Command(BaseCommand):
             )
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise CommandError(str(exc)) from exc
+        if options.get("verbosity", 1) == 0:
+            # Django's -v 0: the warnings above only, for scripts and timers.
+            return
         for line in summary.lines():
             self.stdout.write(line)
