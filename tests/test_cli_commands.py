@@ -334,6 +334,7 @@ def test_evaluate_checks_json_folder_first(sample_catalogue, tmp_path):
         ('{"shop": "a", "product_id": "1", "labels": ["shiny"]}\n', "unknown class 'shiny' in labels"),
         ('{"shop": "a", "product_id": "1", "labels": ["clean"], "image_family": "sega"}\n', "unknown image_family 'sega'"),
         ('["a", "1", ["clean"]]\n', "the line is not a JSON object"),
+        ('{"shop": ["a"], "product_id": "1", "labels": ["clean"]}\n', "shop must be a string, got ['a']"),
         ("\n\n", "has no records"),
     ],
 )

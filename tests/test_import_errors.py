@@ -203,6 +203,21 @@ def test_preference_leaves_no_tie_with_saved_order(tmp_path, monkeypatch):
     assert run_import(tmp_path)[0].games_ranked_for_shop_order is None
 
 
+@pytest.mark.parametrize(("variable", "expected"), [("pixelcrat", {"pixelcrate": 1, "webshop": 0}), ("webshop,pixelcrate,webshop", {"webshop": 0, "pixelcrate": 1})])
+def test_preference_misspelt_or_repeated(tmp_path, monkeypatch, variable, expected):
+    from coverpick.catalogue.models import save_shop_order
+
+    write_feed(tmp_path, "pixelcrate.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
+    write_feed(tmp_path, "webshop.csv", ["1;Alpha Game;PS4;11,00;EUR;"])
+    run_import(tmp_path)
+    save_shop_order(["webshop", "pixelcrate"])
+    monkeypatch.setenv("COVERPICK_SHOP_PREFERENCE", variable)
+
+    run_import(tmp_path)
+
+    assert dict(Shop.objects.values_list("code", "preference")) == expected
+
+
 def test_no_labels_summary_says_so(tmp_path):
     write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;"])
     (tmp_path / "labels.jsonl").write_text('{"shop": "alpha", "product_id": "1", "labels": ["clean"], "source": "manual-train"}\n')
@@ -465,11 +480,14 @@ def test_missing_image_unchanged_in_moved_catalogue(tmp_path):
     assert summary.listings_unchanged == 1
 
 
-def test_import_verbosity_zero_prints_warnings_only(tmp_path):
+def test_import_verbosity_zero_prints_warnings_only(tmp_path, capsys):
     write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;;12,00;EUR;"])
+    stdout, stderr = io.StringIO(), io.StringIO()
 
-    stdout, stderr = run_command(tmp_path, "-v", "0")
+    # Without --quiet: -v 0 alone also leaves out the progress bars.
+    call_command("import", str(tmp_path), "-v", "0", stdout=stdout, stderr=stderr)
 
-    assert stdout == ""
-    assert "missing platform" in stderr
+    assert stdout.getvalue() == ""
+    assert "missing platform" in stderr.getvalue()
+    assert "row/s" not in capsys.readouterr().err
     assert Listing.objects.filter(product_id="1").exists()

@@ -113,6 +113,18 @@ def test_require_secret_key_accepts_value():
     require_secret_key({"COVERPICK_SECRET_KEY": "Qm3-vK9_a7ZpL2x" * 3})
 
 
+def test_require_secret_key_rejects_development_key():
+    from django.conf import settings as django_settings
+
+    for key in ("coverpick-insecure-development-key", "django-insecure-" + "k3y" * 12):
+        with pytest.raises(DeploymentError, match="is a published development key"):
+            require_secret_key({"COVERPICK_SECRET_KEY": key})
+    # The fallback in the settings is the key refused.
+    if not os.environ.get("COVERPICK_SECRET_KEY"):
+        with pytest.raises(DeploymentError, match="published development key"):
+            require_secret_key({"COVERPICK_SECRET_KEY": django_settings.SECRET_KEY})
+
+
 @pytest.mark.parametrize(("key", "fragment"), [("short", "5 characters, 5 of them distinct"), ("x" * 50, "50 characters, 1 of them distinct")])
 def test_require_secret_key_rejects_weak_value(key, fragment):
     with pytest.raises(DeploymentError) as caught:
@@ -262,3 +274,21 @@ def test_serve_dev_answers_without_secret_key(tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         server.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "hint"),
+    [
+        ("Invalid HTTP_HOST header: 'covers.example'. You may need to add 'covers.example' to ALLOWED_HOSTS.", True),
+        ("Invalid HTTP_HOST header: 'bad_host!'. The domain name provided is not valid according to RFC 1034/1035.", False),
+    ],
+)
+def test_rejected_host_hint_only_for_valid_names(message, hint):
+    import logging
+
+    from coverpick.web.deployment import RejectedHostFilter
+
+    record = logging.LogRecord("django.security.DisallowedHost", logging.ERROR, __file__, 1, message, (), None)
+    assert RejectedHostFilter().filter(record)
+    assert ("COVERPICK_ALLOWED_HOSTS" in record.getMessage()) is hint
+    assert "ALLOWED_HOSTS." not in record.getMessage().replace("COVERPICK_ALLOWED_HOSTS", "")

@@ -352,8 +352,15 @@ def _apply_configured_preference(summary: ImportSummary, report: Reporter) -> No
             "They were ignored and no shop was created for them. "
             f"Known shop codes: {', '.join(sorted(known)) or 'none'}. Correct the spelling in COVERPICK_SHOP_PREFERENCE."
         )
-    if save_shop_order([code for code in codes if code in known]):
-        summary.games_ranked_for_shop_order = compute_primaries()
+    # Repeated codes keep their first place, and a list that names no known
+    # shop leaves the saved order as it is instead of levelling every shop.
+    named = [code for index, code in enumerate(codes) if code in known and code not in codes[:index]]
+    if not named:
+        return
+    with transaction.atomic():
+        # One transaction, so an import stopped here cannot save the order without re-ranking.
+        if save_shop_order(named):
+            summary.games_ranked_for_shop_order = compute_primaries()
 
 
 class _PriceNote(NamedTuple):
@@ -579,9 +586,10 @@ def _store_row(shop: Shop, row: FeedRow, catalogue_dir: Path, summary: ImportSum
             kept_reason = cover_error
         elif not previous.cover.decode_error:
             unreadable = None
-            if cover is not None and cover.pk != previous.cover_id:
+            if cover is not None and cover.pk != previous.cover_id and cover.pk not in summary.stored_ids:
                 # An image stored while coverpick checked the header only may be
                 # cut short, so one that would replace a good cover is decoded whole.
+                # One this import stored was decoded as it was stored.
                 unreadable = check_pixels(cover)
             kept_reason = _decode_problem(cover, row) or (
                 f"image {row.image_ref!r}: {unreadable}" if unreadable else None

@@ -63,6 +63,9 @@ def _truth_record(line: str) -> dict | str:
     missing = [name for name in ("shop", "product_id", "labels") if record.get(name) in (None, "")]
     if missing:
         return f"missing {', '.join(missing)}"
+    for name in ("shop", "product_id"):
+        if not isinstance(record[name], (str, int)) or isinstance(record[name], bool):
+            return f"{name} must be a string, got {record[name]!r}"
     labels = record["labels"]
     if not isinstance(labels, list) or not labels:
         return f"labels must be a non-empty list of classes, got {labels!r}"

@@ -10,6 +10,8 @@ SECRET_KEY_VARIABLE = "COVERPICK_SECRET_KEY"
 # check warns below 50 characters or 5 distinct ones; 32 characters of
 # secrets.token_urlsafe carry about 190 bits.
 SECRET_KEY_MIN_LENGTH = 32
+# The key coverpick.settings falls back to, printed in its source.
+DEVELOPMENT_KEY = "coverpick-insecure-development-key"
 SECRET_KEY_MIN_DISTINCT = 5
 
 
@@ -33,6 +35,8 @@ def require_secret_key(environ: dict[str, str] | None = None) -> None:
     )
     if not key:
         raise DeploymentError(f"{SECRET_KEY_VARIABLE} is not set. {fix}")
+    if key == DEVELOPMENT_KEY or key.startswith("django-insecure-"):
+        raise DeploymentError(f"{SECRET_KEY_VARIABLE} is a published development key. {fix}")
     if len(key) < SECRET_KEY_MIN_LENGTH or len(set(key)) < SECRET_KEY_MIN_DISTINCT:
         raise DeploymentError(
             f"{SECRET_KEY_VARIABLE} is too weak: {len(key)} characters, {len(set(key))} of them distinct; it needs at "
@@ -48,7 +52,11 @@ class RejectedHostFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = f"{record.getMessage().split(' You may need', 1)[0]} Add the host to COVERPICK_ALLOWED_HOSTS if it is yours."
+        message = record.getMessage()
+        if " You may need" in message:
+            # Only a well-formed host name gets that hint; adding a malformed one would not help.
+            message = f"{message.split(' You may need', 1)[0]} Add the host to COVERPICK_ALLOWED_HOSTS if it is yours."
+        record.msg = message
         record.args = ()
         record.exc_info = None
         record.exc_text = None

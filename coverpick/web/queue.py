@@ -12,9 +12,10 @@ four tiers, served in order, after two tiers of labelled covers to check again:
   mislabelled (its JSONL in COVERPICK_HOME/audit/), most suspect first, until
   someone saves their labels again after the audit ran;
 - A: the active verdict is ``unknown`` (the head was not confident enough);
-- D: the active verdict is ``clean``, but a defect class has a probability of
-  ``DOUBT_LEVEL`` or more. A wrong clean verdict can put a flawed cover on a
-  game page, so these come before the rare classes;
+- D: the active verdict is ``clean``, but another class has a probability of
+  ``DOUBT_LEVEL`` or more (a key-card or code notice included, which the
+  ranking puts beside clean covers). A wrong clean verdict can put a flawed
+  cover on a game page, so these come before the rare classes;
 - B: the active verdict is a class with fewer than ``RARE_CLASS_LIMIT``
   manual-train labels, counted live on every call;
 - C: a boundary case among the look-alike classes in ``BOUNDARY_CLASSES``,
@@ -47,7 +48,7 @@ RARE_CLASS_LIMIT = 100
 BOUNDARY_CLASSES = frozenset({"3d_render", "deluxe_bundle", "margins"})
 BOUNDARY_GAP = 0.2
 # Measured out of fold on a catalogue of 879 covers, one clean verdict in six or
-# seven reaches this level. A quarter to a third of those are flawed, against one
+# seven has another class at this level. A quarter to a third of those are flawed, against one
 # in twelve of all clean verdicts.
 DOUBT_LEVEL = 0.1
 
@@ -67,7 +68,7 @@ TIER_DESCRIPTIONS = {
     TIER_OUTDATED: "its staff labels were given for an earlier image or edition of this listing",
     TIER_SUSPECT: "the label audit ranks its labels among the most likely to be wrong",
     TIER_UNKNOWN: "the model's verdict is unknown",
-    TIER_DOUBTFUL_CLEAN: f"the model calls it clean but gives a defect class {DOUBT_LEVEL:.2f} or more",
+    TIER_DOUBTFUL_CLEAN: f"the model calls it clean but gives another class {DOUBT_LEVEL:.2f} or more",
     TIER_RARE: f"predicted class has fewer than {RARE_CLASS_LIMIT} manual labels",
     TIER_BOUNDARY: "close call between 3d_render, deluxe_bundle and margins",
 }
@@ -115,7 +116,7 @@ def is_boundary_case(probs: dict[str, float] | None, gap: float = BOUNDARY_GAP) 
 
 
 def doubtful_clean(probs: dict[str, float] | None, level: float = DOUBT_LEVEL) -> bool:
-    """Return True when a defect class (any class but clean) has a probability of ``level`` or more."""
+    """Return True when a class other than clean has a probability of ``level`` or more."""
     if not probs:
         return False
     return any(value >= level for name, value in probs.items() if name != "clean")
@@ -220,7 +221,7 @@ def build_queue(
 
     # Only the few rows predicted as a boundary class, or clean without much
     # margin, need their probabilities. The probabilities sum to 1, so a clean
-    # probability above 1 - doubt leaves every defect class below doubt.
+    # probability above 1 - doubt leaves every other class below doubt.
     boundary = verdicts.filter(quality__in=BOUNDARY_CLASSES)
     items += _items_where(boundary, TIER_BOUNDARY, lambda probs: is_boundary_case(probs, gap))
     unsure_clean = verdicts.filter(quality="clean").exclude(quality_confidence__gt=1.0 - doubt)

@@ -32,13 +32,13 @@ class Command(BaseCommand):
                 catalogue_dir,
                 with_labels=not no_labels,
                 warn=lambda m: self.stderr.write(f"warning: {m}"),
-                progress=not quiet,
+                progress=not quiet and options.get("verbosity", 1) > 0,
                 allow_mass_withdrawal=allow_mass_withdrawal,
             )
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise CommandError(str(exc)) from exc
         if options.get("verbosity", 1) == 0:
-            # Django's -v 0: the warnings above only, for scripts and timers.
+            # Django's -v 0: no progress bars and no summary, only the warnings, for scripts and timers.
             return
         for line in summary.lines():
             self.stdout.write(line)
