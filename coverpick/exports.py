@@ -65,13 +65,13 @@ def primary_records() -> Iterator[dict]:
 def check_output_path(path: Path) -> Path | None:
     """Raise ValueError, naming the path and the fix, when a JSONL file cannot be written at ``path``.
 
-    A missing folder for the file is created; the first folder created is
-    returned, so a command can say so, and None when the folder existed.
+    A missing folder for the file is created. Returns the outermost folder
+    created, for the command to report, or None when the folder existed.
     """
     if path.is_dir():
         raise ValueError(f"Output path {path} is a folder; give a file name, such as {path / 'export.jsonl'}.")
-    missing = next((folder for folder in reversed(path.parent.absolute().parents) if not folder.exists()), None)
-    created = missing or (None if path.parent.exists() else path.parent)
+    folder = path.parent.absolute()
+    created = next((step for step in [*reversed(folder.parents), folder] if not step.exists()), None)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

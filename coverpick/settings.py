@@ -12,10 +12,10 @@ import os
 import dj_database_url
 
 from coverpick import conf
+from coverpick.web.deployment import DEVELOPMENT_KEY
 
 DEBUG = os.environ.get("COVERPICK_DEBUG", "") in {"1", "true", "yes"}
-# coverpick.web.deployment.DEVELOPMENT_KEY repeats this fallback, so that serving refuses it.
-SECRET_KEY = os.environ.get("COVERPICK_SECRET_KEY") or "coverpick-insecure-development-key"
+SECRET_KEY = os.environ.get("COVERPICK_SECRET_KEY") or DEVELOPMENT_KEY
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("COVERPICK_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 
 INSTALLED_APPS = [

@@ -10,9 +10,9 @@ SECRET_KEY_VARIABLE = "COVERPICK_SECRET_KEY"
 # check warns below 50 characters or 5 distinct ones; 32 characters of
 # secrets.token_urlsafe carry about 190 bits.
 SECRET_KEY_MIN_LENGTH = 32
-# The key coverpick.settings falls back to, printed in its source.
-DEVELOPMENT_KEY = "coverpick-insecure-development-key"
 SECRET_KEY_MIN_DISTINCT = 5
+# The key coverpick.settings falls back to when none is set, public in its source.
+DEVELOPMENT_KEY = "coverpick-insecure-development-key"
 
 
 class DeploymentError(RuntimeError):
@@ -54,7 +54,7 @@ class RejectedHostFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if " You may need" in message:
-            # Only a well-formed host name gets that hint; adding a malformed one would not help.
+            # Only a well-formed host name gets that hint, because adding a malformed one would not help.
             message = f"{message.split(' You may need', 1)[0]} Add the host to COVERPICK_ALLOWED_HOSTS if it is yours."
         record.msg = message
         record.args = ()
