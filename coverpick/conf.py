@@ -60,7 +60,7 @@ def text_cache_dir() -> Path:
 
 
 def make_folder(folder: Path, problem: str, fix: str) -> Path:
-    """Create ``folder`` if needed and return it; raise SettingError with ``problem``, the cause and ``fix`` otherwise."""
+    """Create ``folder`` if needed and return it. Raise SettingError with ``problem``, the cause and ``fix`` when that fails."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -120,7 +120,7 @@ def test_unmigrated_database_names_the_fix(tmp_path):
     assert result.stdout == ""
 
 
-def test_undecodable_tiff_reported_once_with_its_path(tmp_path):
+def test_undecodable_tiff_names_its_path(tmp_path):
     home, catalogue = tmp_path / "home", tmp_path / "catalogue"
     (catalogue / "feeds").mkdir(parents=True)
     (catalogue / "images").mkdir()
@@ -334,7 +334,7 @@ def test_evaluate_checks_json_folder_first(sample_catalogue, tmp_path):
         ('{"shop": "a", "product_id": "1", "labels": ["shiny"]}\n', "unknown class 'shiny' in labels"),
         ('{"shop": "a", "product_id": "1", "labels": ["clean"], "image_family": "sega"}\n', "unknown image_family 'sega'"),
         ('["a", "1", ["clean"]]\n', "the line is not a JSON object"),
-        ('{"shop": ["a"], "product_id": "1", "labels": ["clean"]}\n', "shop must be a string, got ['a']"),
+        ('{"shop": ["a"], "product_id": "1", "labels": ["clean"]}\n', "shop must be a string or a number, got ['a']"),
         ("\n\n", "has no records"),
     ],
 )

@@ -184,7 +184,7 @@ def test_preference_for_earlier_shop_applied(tmp_path, monkeypatch):
     assert not any("COVERPICK_SHOP_PREFERENCE" in message for message in warnings)
 
 
-def test_preference_leaves_no_tie_with_saved_order(tmp_path, monkeypatch):
+def test_preference_no_tie_with_saved_order(tmp_path, monkeypatch):
     from coverpick.catalogue.models import save_shop_order
 
     write_feed(tmp_path, "pixelcrate.csv", ["1;Alpha Game;PS4;10,00;EUR;images/a.jpg"])
@@ -480,7 +480,7 @@ def test_missing_image_unchanged_in_moved_catalogue(tmp_path):
     assert summary.listings_unchanged == 1
 
 
-def test_import_verbosity_zero_prints_warnings_only(tmp_path, capsys):
+def test_verbosity_zero_prints_warnings_only(tmp_path, capsys):
     write_feed(tmp_path, "alpha.csv", ["1;Alpha Game;PS4;10,00;EUR;", "2;Beta Game;;12,00;EUR;"])
     stdout, stderr = io.StringIO(), io.StringIO()
 

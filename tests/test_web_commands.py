@@ -283,7 +283,7 @@ def test_serve_dev_answers_without_secret_key(tmp_path):
         ("Invalid HTTP_HOST header: 'bad_host!'. The domain name provided is not valid according to RFC 1034/1035.", False),
     ],
 )
-def test_rejected_host_hint_only_for_valid_names(message, hint):
+def test_host_hint_only_for_valid_names(message, hint):
     import logging
 
     from coverpick.web.deployment import RejectedHostFilter

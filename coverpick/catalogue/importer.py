@@ -124,7 +124,7 @@ class ImportSummary:
     labels_kept: int = 0
     listings_withdrawn: int = 0
     label_lines_refused: int = 0
-    # Whether the import read labels.jsonl; false with --no-labels or when the file is absent.
+    # Whether the import read labels.jsonl. It is false with --no-labels or when the file is absent.
     labels_read: bool = False
     # Games re-ranked because COVERPICK_SHOP_PREFERENCE changed the shop order, or None when it did not.
     games_ranked_for_shop_order: int | None = None
@@ -354,7 +354,7 @@ def _apply_configured_preference(summary: ImportSummary, report: Reporter) -> No
         )
     # Repeated codes keep their first place, and a list that names no known
     # shop leaves the saved order as it is instead of levelling every shop.
-    named = [code for index, code in enumerate(codes) if code in known and code not in codes[:index]]
+    named = [code for code in dict.fromkeys(codes) if code in known]
     if not named:
         return
     with transaction.atomic():
@@ -478,8 +478,8 @@ def _withdraw_missing(
     file does not end with a line break, or there are no rows). Nothing is
     marked either when the files would mark most of the shop's listings and
     ``allow_mass_withdrawal`` is false, since a broken export would otherwise
-    take a whole shop out of stock. A later import that contains the product again stores its stock
-    state from the feed.
+    take a whole shop out of stock. A later import that contains the product
+    again stores its stock state from the feed.
     """
     shop = Shop.objects.filter(code=shop_code).first()
     if shop is None:
@@ -538,20 +538,19 @@ def _report_price_notes(feed_path: Path, notes: dict[tuple[str, str], _PriceNote
         where = f"{feed_path} line {seen.first_line}"
         product = repr(seen.first_product_id)
         rows = f"{more} more row{'s' if more != 1 else ''} in this file"
+        others = f", and {rows}" if more else ""
+        also = f", as {'does' if more == 1 else 'do'} {rows}" if more else ""
         if kind == NOTE_UNKNOWN_CURRENCY:
-            others = f", and {rows}" if more else ""
             report(
                 f"{where}: currency {value!r} of product {product}{others} is not a current ISO 4217 currency code. "
                 "The listings were stored with that code. Correct the feed's currency field if it is a typo."
             )
         elif kind == NOTE_NO_CURRENCY:
-            also = f", as {'does' if more == 1 else 'do'} {rows}" if more else ""
             report(
                 f"{where}: product {product} has a price without a currency (no sign, code or currency field){also}. "
                 "The listings were stored, but no best price shows them until the feed names the currency."
             )
         else:
-            also = f", as {'does' if more == 1 else 'do'} {rows}" if more else ""
             report(
                 f"{where}: product {product} has a price of zero{also}. The listings were stored, but a zero "
                 "price is never shown as an offer. Correct the feed's price if it is a placeholder."

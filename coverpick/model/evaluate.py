@@ -65,7 +65,7 @@ def _truth_record(line: str) -> dict | str:
         return f"missing {', '.join(missing)}"
     for name in ("shop", "product_id"):
         if not isinstance(record[name], (str, int)) or isinstance(record[name], bool):
-            return f"{name} must be a string, got {record[name]!r}"
+            return f"{name} must be a string or a number, got {record[name]!r}"
     labels = record["labels"]
     if not isinstance(labels, list) or not labels:
         return f"labels must be a non-empty list of classes, got {labels!r}"
