@@ -88,6 +88,14 @@ def cross_validate(
     truth_path: Path, *, folds: int = 5, seed: int = 0, backbone_id: str | None = None, progress: bool = False, report=None
 ) -> dict:
     """Cross-validate the heads by game against reference labels; ``report``, if given, gets a line after each fold."""
+    records = out_of_fold_records(truth_path, folds=folds, seed=seed, backbone_id=backbone_id, progress=progress, report=report)
+    return summarise(records, folds)
+
+
+def out_of_fold_records(
+    truth_path: Path, *, folds: int = 5, seed: int = 0, backbone_id: str | None = None, progress: bool = False, report=None
+) -> list[dict]:
+    """Return one record per listing named in the reference file: its labels, fold and out-of-fold verdicts."""
     backbone_id = backbone_id or conf.backbone_id()
     truth = load_truth(truth_path)
     known = set(Listing.objects.values_list("shop__code", "product_id"))
@@ -126,6 +134,8 @@ def cross_validate(
         records.append(
             {
                 "listing": listing_id,
+                "shop": keys[listing_id],
+                "product_id": products[listing_id],
                 "fold": int(listing_fold[i]),
                 "game": arrays.game_ids[i],
                 "declared": arrays.families[i],
@@ -139,7 +149,7 @@ def cross_validate(
                 "pixels": (pixels[listing_id] or 0) * (heights[listing_id] or 0),
             }
         )
-    return summarise(records, folds)
+    return records
 
 
 # The quality goals' operating points: clean recall where at most this share
