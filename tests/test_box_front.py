@@ -17,6 +17,7 @@ from coverpick.model.inputs import (
     N_BOX_FRONT,
     N_COMPARISONS,
     N_STATS,
+    N_TEXT_NOVELTY,
     N_TITLE_MATCH,
     box_front_comparison,
     stage2_inputs,
@@ -79,7 +80,7 @@ def test_flat_lay_classes_count_together():
     assert result[0, 1] == pytest.approx(1.0 - 2 * share)
 
 
-def test_stage2_reads_box_front_last():
+def test_stage2_reads_box_front():
     n = 2
     box_front = np.array([[0.9, 0.8], [1.0, 0.1]], dtype=np.float32)
     x = stage2_inputs(
@@ -93,12 +94,13 @@ def test_stage2_reads_box_front_last():
         np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES)),
         np.zeros((n, N_TITLE_MATCH)),
         box_front,
+        np.zeros((n, N_TEXT_NOVELTY)),
     )
 
     layout = stage2_layout()
     assert x.shape == (n, sum(width for _, width in layout))
-    assert layout[-1] == ["box_front_comparison", N_BOX_FRONT]
-    np.testing.assert_array_equal(x[:, -N_BOX_FRONT:], box_front)
+    assert layout[-2] == ["box_front_comparison", N_BOX_FRONT]
+    np.testing.assert_array_equal(x[:, -N_BOX_FRONT - N_TEXT_NOVELTY : -N_TEXT_NOVELTY], box_front)
 
 
 def test_predict_one_cover_matches_all():

@@ -14,6 +14,7 @@ from coverpick.model.inputs import (
     N_BOX_FRONT,
     N_COMPARISONS,
     N_STATS,
+    N_TEXT_NOVELTY,
     N_TITLE_MATCH,
     stage2_inputs,
     stage2_layout,
@@ -117,9 +118,11 @@ def test_stage2_inputs_title_columns():
         np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES)),
         titles,
         np.zeros((n, N_BOX_FRONT)),
+        np.zeros((n, N_TEXT_NOVELTY)),
     )
 
     layout = stage2_layout()
     assert x.shape == (n, sum(width for _, width in layout))
-    assert layout[-2] == ["title_match", N_TITLE_MATCH]
-    np.testing.assert_array_equal(x[:, -N_TITLE_MATCH - N_BOX_FRONT : -N_BOX_FRONT], titles)
+    assert layout[-3] == ["title_match", N_TITLE_MATCH]
+    tail = N_BOX_FRONT + N_TEXT_NOVELTY
+    np.testing.assert_array_equal(x[:, -N_TITLE_MATCH - tail : -tail], titles)

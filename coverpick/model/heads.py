@@ -40,6 +40,7 @@ from coverpick.model.inputs import (
     stage2_layout,
     text_columns,
     text_layout,
+    text_novelty,
     title_match,
 )
 
@@ -168,6 +169,7 @@ class HeadSet:
             self.text_quality.probabilities(text, calibrated=False),
             title_match(features, titles, game_ids)[rows],
             box_front_comparison(features, game_ids, siblings_quality, self.similarity)[rows],
+            text_novelty(features, game_ids)[rows],
         )
         return rule_out_wrong_console(self.stage2.probabilities(x_stage2), platform, picked_families), platform
 

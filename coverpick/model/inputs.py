@@ -29,8 +29,9 @@ the declared one-hot, the comparison scalars (similarity to the game's other
 covers), the 10 statistics, the corner fill and border composition, the phase-1
 heuristic's platform call, the quality text head's log-probabilities, and
 how much of the game's title the cover's text carries (see ``title_match``),
-and the similarity to the siblings that show a box front (see
-``box_front_comparison``).
+the similarity to the siblings that show a box front (see
+``box_front_comparison``), and the printed text that the cover carries and
+its siblings lack (see ``text_novelty``).
 The comparison inputs include a contrast with the cover's nearest sibling (see ``comparison_features``). A checkpoint stores
 the layouts it was trained with, and loading refuses layouts that differ
 from this module's.
@@ -58,6 +59,7 @@ N_CONTRAST = 1 + N_PROFILE_SUMMARY + N_STATS
 N_COMPARISONS = N_SIMILARITIES + N_CONTRAST
 N_TITLE_MATCH = 3
 N_BOX_FRONT = 2
+N_TEXT_NOVELTY = 3
 # Classes whose covers show no box front to compare art with: a flat-lay of
 # the box's contents or of a deluxe edition's items.
 FLAT_LAY_CLASSES = ("contents", "deluxe_bundle")
@@ -139,6 +141,7 @@ def stage2_layout() -> list[list]:
         ["text_quality_log_probs", 14],
         ["title_match", N_TITLE_MATCH],
         ["box_front_comparison", N_BOX_FRONT],
+        ["text_novelty", N_TEXT_NOVELTY],
     ]
 
 
@@ -383,6 +386,38 @@ def title_match(features: np.ndarray, titles: list[str], game_ids: list) -> np.n
     return result
 
 
+def text_novelty(features: np.ndarray, game_ids: list) -> np.ndarray:
+    """Measure the printed text a cover carries that its game's other covers lack.
+
+    A retailer's banner, sticker or stamp adds words to one copy of the art.
+    Whatever those words are, in whatever language, the other shops' copies
+    of the same picture do not print them. The text vector contains
+    log(1 + weight) per n-gram bucket, and a bucket of a cover is new against
+    a sibling when the sibling's is empty. The columns are
+    1. log(1 + the weight of the cover's new buckets) against the sibling
+       with the least of them (the sibling most likely to show the same
+       picture without additions);
+    2. that weight as a share of the cover's whole text weight;
+    3. 1 when some sibling carries text to compare with, else 0 (the first
+       two columns are then 0).
+    """
+    weights = np.expm1(text_columns(features).astype(np.float64))
+    present = weights > 0.0
+    totals = weights.sum(axis=1)
+    result = np.zeros((len(weights), N_TEXT_NOVELTY), dtype=np.float32)
+    for members in _sibling_groups(game_ids):
+        new_weight = weights[members] @ (~present[members]).T.astype(np.float64)
+        comparable = np.broadcast_to(totals[members] > 0.0, new_weight.shape).copy()
+        np.fill_diagonal(comparable, False)
+        least = np.where(comparable, new_weight, np.inf).min(axis=1)
+        found = np.isfinite(least)
+        least = np.where(found, least, 0.0)
+        result[members, 0] = np.log1p(least)
+        result[members, 1] = np.where(totals[members] > 0.0, least / np.maximum(totals[members], 1e-9), 0.0)
+        result[members, 2] = found
+    return result
+
+
 def border_columns(features: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Return the corner fill and border composition at the end of image features, of ``rows`` if given.
 
@@ -547,11 +582,13 @@ def stage2_inputs(
     text_quality_probs: np.ndarray,
     titles: np.ndarray,
     box_front: np.ndarray,
+    novelty: np.ndarray,
 ) -> np.ndarray:
     """Concatenate the second stage's inputs in layout order.
 
     ``border`` is ``border_columns`` of the covers' image features, ``titles``
-    their ``title_match`` rows and ``box_front`` their ``box_front_comparison`` rows.
+    their ``title_match`` rows, ``box_front`` their ``box_front_comparison`` rows
+    and ``novelty`` their ``text_novelty`` rows.
     ``phase1`` is ``phase1_onehot`` of the covers; the last column added from it
     is phase 1's confidence in the declared family minus its confidence in any other.
     """
@@ -573,6 +610,7 @@ def stage2_inputs(
             _log_probs(text_quality_probs),
             np.asarray(titles, dtype=np.float32).reshape(len(families), N_TITLE_MATCH),
             np.asarray(box_front, dtype=np.float32).reshape(len(families), N_BOX_FRONT),
+            np.asarray(novelty, dtype=np.float32).reshape(len(families), N_TEXT_NOVELTY),
         ],
         axis=1,
     )

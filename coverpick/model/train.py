@@ -40,6 +40,7 @@ from coverpick.model.inputs import (
     stage2_layout,
     text_columns,
     text_layout,
+    text_novelty,
     title_match,
 )
 from coverpick.vision.presets import VIEWS, view_id
@@ -319,6 +320,7 @@ def fit_heads(data: TrainingData, subset: np.ndarray, seed: int = 0) -> HeadSet:
         text_quality_oof,
         title_match(arrays.features, arrays.titles, arrays.game_ids)[at],
         box_front_comparison(arrays.features, arrays.game_ids, quality_by_listing, similarity)[at],
+        text_novelty(arrays.features, arrays.game_ids)[at],
     )
     targets = data.targets[subset]
     stage2 = fit_mlp(x_stage2, targets, class_weights(targets), seed)
