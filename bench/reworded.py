@@ -254,15 +254,25 @@ def run_copy(catalogue: Path, home: Path, features: Path | None, folds: int, see
     env = dict(os.environ, COVERPICK_HOME=str(home))
     coverpick = [str(Path(sys.executable).parent / "coverpick")]
     for step in (["migrate", "-v", "0"], ["import", str(catalogue), "--quiet"]):
-        subprocess.run(coverpick + step, env=env, check=True)
+        run_step(coverpick + step, env, f"coverpick {step[0]}")
     out = home / "records.json"
     code = (
         "import json, os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'coverpick.settings'); django.setup();"
         "from pathlib import Path; from coverpick.model.evaluate import out_of_fold_records;"
         f"json.dump(out_of_fold_records(Path(sys.argv[1]), folds={folds}, seed={seed}), open(sys.argv[2], 'w'))"
     )
-    subprocess.run([sys.executable, "-c", code, str(catalogue / "truth.jsonl"), str(out)], env=env, check=True)
+    run_step([sys.executable, "-c", code, str(catalogue / "truth.jsonl"), str(out)], env, "the cross-validation")
     return json.loads(out.read_text())
+
+
+def run_step(command: list[str], env: dict, name: str) -> None:
+    """Run one child step, and stop the bench with a worded error if it fails."""
+    finished = subprocess.run(command, env=env)
+    if finished.returncode != 0:
+        raise SystemExit(
+            f"{name} failed with exit status {finished.returncode} in COVERPICK_HOME={env['COVERPICK_HOME']}; its output is above. "
+            "Fix the cause and run the bench again (--keep keeps the home to look into)."
+        )
 
 
 def tally(records: list[dict], chosen: dict) -> dict:
@@ -291,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not (args.catalogue / "truth.jsonl").is_file():
         parser.error(f"--catalogue {args.catalogue} has no truth.jsonl. Pass the sample catalogue's folder.")
+    if args.per_class < 1:
+        parser.error(f"--per-class {args.per_class} is invalid. Pass 1 or more covers per notice class.")
     if args.features is not None and not args.features.is_dir():
         parser.error(f"--features {args.features} is not a folder. Pass a COVERPICK_HOME's features folder, or leave it out.")
     truth = [json.loads(line) for line in (args.catalogue / "truth.jsonl").read_text().splitlines() if line.strip()]
