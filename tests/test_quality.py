@@ -51,12 +51,12 @@ def test_cross_validated_recall_stays_above_floors(trained_sample, sample_catalo
     result = cross_validate(sample_catalogue / "truth.jsonl", folds=5, seed=0)
     for name, floor in RECALL_FLOORS.items():
         assert result["per_class"][name]["recall"] >= floor, (name, result["per_class"][name])
-    # At the default platform threshold (measured: 0.987, with a verdict for 0.945 of the covers).
+    # At the default platform threshold (measured: 0.989, with a verdict for 0.939 of the covers).
     assert result["platform_accuracy"] >= 0.92
     assert result["platform_coverage"] >= 0.78
-    assert result["platform_at_goal"]["accuracy"] >= 0.90  # measured 0.993 at 90 % coverage
-    assert result["clean_at_goal"]["recall"] >= 0.85  # measured 0.916 at 5 % of defects called clean
-    assert result["defects_called_clean"] <= 0.08  # measured 0.043
+    assert result["platform_at_goal"]["accuracy"] >= 0.90  # measured 0.996 at 90 % coverage
+    assert result["clean_at_goal"]["recall"] >= 0.85  # measured 0.923 at 5 % of defects called clean
+    assert result["defects_called_clean"] <= 0.08  # measured 0.046
     assert result["primary_clean_rate"] >= 0.96  # measured 0.995
 
 
