@@ -11,18 +11,8 @@ import numpy as np
 import pytest
 
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
-from coverpick.model.inputs import (
-    BORDER_COLUMNS,
-    FLAT_LAY_CEILING,
-    N_BOX_FRONT,
-    N_COMPARISONS,
-    N_STATS,
-    N_TEXT_NOVELTY,
-    N_TITLE_MATCH,
-    box_front_comparison,
-    stage2_inputs,
-    stage2_layout,
-)
+from coverpick.model.inputs import FLAT_LAY_CEILING, N_BOX_FRONT, N_TEXT_NOVELTY, box_front_comparison, stage2_layout
+from tests.test_title_match import neutral_stage2
 
 
 def quality(*classes: str) -> np.ndarray:
@@ -83,19 +73,7 @@ def test_flat_lay_classes_count_together():
 def test_stage2_reads_box_front():
     n = 2
     box_front = np.array([[0.9, 0.8], [1.0, 0.1]], dtype=np.float32)
-    x = stage2_inputs(
-        np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES)),
-        np.full((n, len(PLATFORM_FAMILIES)), 0.25),
-        ["sony", "xbox"],
-        np.zeros((n, N_COMPARISONS)),
-        np.zeros((n, N_STATS)),
-        np.zeros((n, BORDER_COLUMNS)),
-        np.zeros((n, len(PLATFORM_FAMILIES))),
-        np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES)),
-        np.zeros((n, N_TITLE_MATCH)),
-        box_front,
-        np.zeros((n, N_TEXT_NOVELTY)),
-    )
+    x = neutral_stage2(["sony", "xbox"], box_front=box_front)
 
     layout = stage2_layout()
     assert x.shape == (n, sum(width for _, width in layout))

@@ -6,21 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES
-from coverpick.model.inputs import (
-    BORDER_COLUMNS,
-    N_BOX_FRONT,
-    N_COMPARISONS,
-    N_STATS,
-    N_TEXT_NOVELTY,
-    N_TITLE_MATCH,
-    stage2_inputs,
-    stage2_layout,
-    text_novelty,
-)
+from coverpick.model.inputs import N_TEXT_NOVELTY, stage2_layout, text_novelty
 from coverpick.vision.text import TextReader, text_vector
 from tests.conftest import SHARED
-from tests.test_title_match import features_with_text, printed
+from tests.test_title_match import features_with_text, neutral_stage2, printed
 
 # A clean PS4 cover of the sample catalogue (Dark Souls III, see truth.jsonl).
 DARK_SOULS = SHARED / "catalogue" / "images" / "pixelcrate" / "0193.jpg"
@@ -86,19 +75,7 @@ def test_text_novelty_painted_notice():
 def test_stage2_reads_novelty_last():
     n = 2
     novelty = np.array([[4.1, 0.6, 1.0], [0.0, 0.0, 0.0]], dtype=np.float32)
-    x = stage2_inputs(
-        np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES)),
-        np.full((n, len(PLATFORM_FAMILIES)), 0.25),
-        ["sony", "xbox"],
-        np.zeros((n, N_COMPARISONS)),
-        np.zeros((n, N_STATS)),
-        np.zeros((n, BORDER_COLUMNS)),
-        np.zeros((n, len(PLATFORM_FAMILIES))),
-        np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES)),
-        np.zeros((n, N_TITLE_MATCH)),
-        np.zeros((n, N_BOX_FRONT)),
-        novelty,
-    )
+    x = neutral_stage2(["sony", "xbox"], novelty=novelty)
 
     layout = stage2_layout()
     assert x.shape == (n, sum(width for _, width in layout))

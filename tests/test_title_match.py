@@ -103,23 +103,29 @@ def test_title_match_single_cover_game():
     np.testing.assert_array_equal(result[:, 2], [0.0, 0.0])
 
 
-def test_stage2_inputs_title_columns():
-    n = 2
-    families = ["sony", "xbox"]
-    titles = np.array([[0.9, 0.05, 0.8], [0.1, 0.07, -0.8]], dtype=np.float32)
-    x = stage2_inputs(
-        np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES)),
+def neutral_stage2(families: list[str], titles=None, box_front=None, novelty=None) -> np.ndarray:
+    """Return second-stage inputs with uniform probabilities and zeros, except for the parts given."""
+    n = len(families)
+    uniform = np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES))
+    return stage2_inputs(
+        uniform,
         np.full((n, len(PLATFORM_FAMILIES)), 0.25),
         families,
         np.zeros((n, N_COMPARISONS)),
         np.zeros((n, N_STATS)),
         np.zeros((n, BORDER_COLUMNS)),
         np.zeros((n, len(PLATFORM_FAMILIES))),
-        np.full((n, len(LABEL_CLASSES)), 1.0 / len(LABEL_CLASSES)),
-        titles,
-        np.zeros((n, N_BOX_FRONT)),
-        np.zeros((n, N_TEXT_NOVELTY)),
+        uniform,
+        np.zeros((n, N_TITLE_MATCH)) if titles is None else titles,
+        np.zeros((n, N_BOX_FRONT)) if box_front is None else box_front,
+        np.zeros((n, N_TEXT_NOVELTY)) if novelty is None else novelty,
     )
+
+
+def test_stage2_inputs_title_columns():
+    n = 2
+    titles = np.array([[0.9, 0.05, 0.8], [0.1, 0.07, -0.8]], dtype=np.float32)
+    x = neutral_stage2(["sony", "xbox"], titles=titles)
 
     layout = stage2_layout()
     assert x.shape == (n, sum(width for _, width in layout))
