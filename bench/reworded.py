@@ -259,7 +259,7 @@ def run_copy(catalogue: Path, home: Path, features: Path | None, folds: int, see
     code = (
         "import json, os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'coverpick.settings'); django.setup();"
         "from pathlib import Path; from coverpick.model.evaluate import out_of_fold_records;"
-        f"json.dump(out_of_fold_records(Path(sys.argv[1]), folds={folds}, seed={seed}), open(sys.argv[2], 'w'))"
+        f"json.dump(out_of_fold_records(Path(sys.argv[1]), folds={folds}, seed={seed}, progress=True, report=print), open(sys.argv[2], 'w'))"
     )
     run_step([sys.executable, "-c", code, str(catalogue / "truth.jsonl"), str(out)], env, "the cross-validation")
     return json.loads(out.read_text())
