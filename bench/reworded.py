@@ -203,13 +203,13 @@ def paint(path: Path, name: str, text: str, rng: random.Random) -> None:
 
 
 def choose_covers(truth: list[dict], per_class: int, seed: int) -> dict:
-    """Pick clean covers of distinct games, ``per_class`` for each notice class; return {(shop, product_id): class}."""
+    """Pick clean covers of distinct games, ``per_class`` for each notice class; return {(shop, product_id): (class, image path)}."""
     rng = random.Random(seed)
     by_game = defaultdict(list)
     for row in truth:
         if row["labels"] == ["clean"] and row.get("image_family") in ("nintendo", "sony", "xbox", "pc"):
             by_game[row["game_id"]].append(row)
-    games = sorted(game for game, rows in by_game.items() if len(rows) >= 1)
+    games = sorted(by_game)
     rng.shuffle(games)
     needed = per_class * len(NOTICE_CLASSES)
     if len(games) < needed:
@@ -302,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if not (args.catalogue / "truth.jsonl").is_file():
         parser.error(f"--catalogue {args.catalogue} has no truth.jsonl. Pass the sample catalogue's folder.")
+    missing_fonts = [name for name in FONT_FILES if not (FONT_FOLDER / name).is_file()]
+    if missing_fonts:
+        parser.error(f"Fonts not found in {FONT_FOLDER}: {', '.join(missing_fonts)}. Install the Debian packages fonts-dejavu-core and fonts-dejavu-extra.")
     if args.per_class < 1:
         parser.error(f"--per-class {args.per_class} is invalid. Pass 1 or more covers per notice class.")
     if args.features is not None and not args.features.is_dir():

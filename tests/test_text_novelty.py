@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -56,6 +58,8 @@ def test_text_novelty_nothing_to_compare():
 def test_text_novelty_painted_notice():
     if not DARK_SOULS.is_file():
         pytest.fail(f"Sample cover not found at {DARK_SOULS}; set COVERPICK_SHARED to the folder that holds catalogue/.")
+    if not Path(FONT).is_file():
+        pytest.fail(f"Font not found at {FONT}; install the Debian package fonts-dejavu-core.")
     plain = Image.open(DARK_SOULS).convert("RGB")
     noticed = plain.copy()
     band = plain.height // 14
