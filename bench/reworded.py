@@ -1,4 +1,4 @@
-"""How the heads find notices worded otherwise than the sample's.
+"""Measure of how well the heads find notices worded unlike the sample's.
 
     python bench/reworded.py [--catalogue DIR] [--per-class 12] [--features DIR] [--keep]
 

@@ -401,19 +401,21 @@ def text_novelty(features: np.ndarray, game_ids: list) -> np.ndarray:
     3. 1 when some sibling carries text to compare with, else 0 (the first
        two columns are then 0).
     """
-    weights = np.expm1(text_columns(features).astype(np.float64))
-    present = weights > 0.0
-    totals = weights.sum(axis=1)
-    result = np.zeros((len(weights), N_TEXT_NOVELTY), dtype=np.float32)
+    text = text_columns(features)
+    result = np.zeros((len(text), N_TEXT_NOVELTY), dtype=np.float32)
+    # Each game's rows are converted on their own, since a float64 copy of
+    # every row's text would take 220 MB at 27,000 covers.
     for members in _sibling_groups(game_ids):
-        new_weight = weights[members] @ (~present[members]).T.astype(np.float64)
-        comparable = np.broadcast_to(totals[members] > 0.0, new_weight.shape).copy()
+        weights = np.expm1(text[members].astype(np.float64))
+        totals = weights.sum(axis=1)
+        new_weight = weights @ (weights <= 0.0).T.astype(np.float64)
+        comparable = np.broadcast_to(totals > 0.0, new_weight.shape).copy()
         np.fill_diagonal(comparable, False)
         least = np.where(comparable, new_weight, np.inf).min(axis=1)
         found = np.isfinite(least)
         least = np.where(found, least, 0.0)
         result[members, 0] = np.log1p(least)
-        result[members, 1] = np.where(totals[members] > 0.0, least / np.maximum(totals[members], 1e-9), 0.0)
+        result[members, 1] = np.where(totals > 0.0, least / np.maximum(totals, 1e-9), 0.0)
         result[members, 2] = found
     return result
 
