@@ -221,13 +221,18 @@ def choose_covers(truth: list[dict], per_class: int, seed: int) -> dict:
     return chosen
 
 
-def build_copy(source: Path, target: Path, chosen: dict, words: dict, seed: int) -> None:
-    """Copy the catalogue to ``target`` (images hard-linked), paint the chosen covers and rewrite both label files."""
+def build_copy(source: Path, target: Path, chosen: dict, words: dict, seed: int) -> dict:
+    """Copy the catalogue to ``target`` (images hard-linked), paint the chosen covers and rewrite both label files.
+
+    Returns the wording painted on each chosen cover, by (shop, product_id).
+    """
     shutil.copytree(source, target, copy_function=os.link)
     rng = random.Random(seed)
-    for n, ((shop, product_id), (name, image)) in enumerate(sorted(chosen.items())):
+    painted = {}
+    for n, (key, (name, image)) in enumerate(sorted(chosen.items())):
         text = words[name][n % len(words[name])]
         paint(target / image, name, text, rng)
+        painted[key] = text
     truth_rows = [json.loads(line) for line in (source / "truth.jsonl").read_text().splitlines() if line.strip()]
     with open(target / "truth.jsonl.new", "w") as out:
         for row in truth_rows:
@@ -245,6 +250,7 @@ def build_copy(source: Path, target: Path, chosen: dict, words: dict, seed: int)
             label_lines.append(line)
     (target / "labels.jsonl").unlink()
     (target / "labels.jsonl").write_text("\n".join(label_lines) + "\n")
+    return painted
 
 
 def run_copy(catalogue: Path, home: Path, features: Path | None, folds: int, seed: int) -> list[dict]:
@@ -262,7 +268,8 @@ def run_copy(catalogue: Path, home: Path, features: Path | None, folds: int, see
         "from pathlib import Path; from coverpick.model.evaluate import out_of_fold_records;"
         f"json.dump(out_of_fold_records(Path(sys.argv[1]), folds={folds}, seed={seed}, progress=True, report=print), open(sys.argv[2], 'w'))"
     )
-    run_step([sys.executable, "-c", code, str(catalogue / "truth.jsonl"), str(out)], env, "the cross-validation")
+    # -P keeps the working folder off sys.path, so the child imports the coverpick the bench runs with.
+    run_step([sys.executable, "-P", "-c", code, str(catalogue / "truth.jsonl"), str(out)], env, "the cross-validation")
     return json.loads(out.read_text())
 
 
@@ -276,17 +283,21 @@ def run_step(command: list[str], env: dict, name: str) -> None:
         )
 
 
-def tally(records: list[dict], chosen: dict) -> dict:
+def tally(records: list[dict], chosen: dict, painted: dict) -> tuple[dict, dict]:
+    """Count painted covers, those given their class and those called clean: per class, then per wording."""
     counts = defaultdict(Counter)
+    by_wording = defaultdict(Counter)
     for record in records:
-        entry = chosen.get((record["shop"], record["product_id"]))
+        key = (record["shop"], record["product_id"])
+        entry = chosen.get(key)
         if entry is None:
             continue
         name = entry[0]
-        counts[name]["covers"] += 1
-        counts[name]["found"] += record["quality"] == name
-        counts[name]["clean"] += record["quality"] == "clean"
-    return counts
+        for row in (counts[name], by_wording[painted[key]]):
+            row["covers"] += 1
+            row["found"] += record["quality"] == name
+            row["clean"] += record["quality"] == "clean"
+    return counts, by_wording
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,15 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     chosen = choose_covers(truth, args.per_class, args.seed)
 
     work = Path(tempfile.mkdtemp(prefix="coverpick-reworded-"))
-    results = {}
+    results, wordings = {}, {}
     try:
         features = args.features
         for label, words in (("sample wording", SAMPLE_WORDS), ("new wording", NEW_WORDS)):
             slug = label.split()[0]
             print(f"{label}: painting {len(chosen)} covers, importing and cross-validating", flush=True)
-            build_copy(args.catalogue, work / f"catalogue-{slug}", chosen, words, args.seed)
+            painted = build_copy(args.catalogue, work / f"catalogue-{slug}", chosen, words, args.seed)
             records = run_copy(work / f"catalogue-{slug}", work / f"home-{slug}", features, args.folds, args.seed)
-            results[label] = tally(records, chosen)
+            results[label], wordings[label] = tally(records, chosen, painted)
             # The copies share every cover but the painted ones, and the
             # caches are keyed by image content, so the next copy starts from
             # this one's features and reads only its own painted covers.
@@ -340,8 +351,15 @@ def main(argv: list[str] | None = None) -> int:
             row = counts[name]
             cells.append(f"{row['found']:>3} / {row['clean']:<3} of {row['covers']:<3}")
         print(f"{name:<16}" + "".join(f"{cell:>36}" for cell in cells))
+    print()
+    print(f"{'wording':<56}{'found / called clean':>24}")
+    for label, rows in wordings.items():
+        for wording, row in sorted(rows.items()):
+            print(f"{wording[:54]:<56}{row['found']:>12} / {row['clean']:<3} of {row['covers']:<3}")
     if args.json is not None:
-        args.json.write_text(json.dumps({label: {k: dict(v) for k, v in counts.items()} for label, counts in results.items()}, indent=2))
+        summary = {label: {k: dict(v) for k, v in counts.items()} for label, counts in results.items()}
+        summary["by wording"] = {label: {k: dict(v) for k, v in rows.items()} for label, rows in wordings.items()}
+        args.json.write_text(json.dumps(summary, indent=2))
     return 0
 
 
