@@ -284,7 +284,15 @@ def run_step(command: list[str], env: dict, name: str) -> None:
 
 
 def tally(records: list[dict], chosen: dict, painted: dict) -> tuple[dict, dict]:
-    """Count painted covers, those given their class and those called clean: per class, then per wording."""
+    """Count painted covers, those given their class and those called clean: per class, then per wording.
+
+    ``queued`` counts the covers called clean that the labelling queue would
+    still ask about for the text they add (coverpick.web.queue, tier N): their
+    new text is above the level that the copy's clean verdicts set.
+    """
+    from coverpick.model.inputs import new_text_level
+
+    level = new_text_level([r["text_novelty"] for r in records if r["quality"] == "clean" and r["text_novelty"] is not None])
     counts = defaultdict(Counter)
     by_wording = defaultdict(Counter)
     for record in records:
@@ -297,6 +305,8 @@ def tally(records: list[dict], chosen: dict, painted: dict) -> tuple[dict, dict]
             row["covers"] += 1
             row["found"] += record["quality"] == name
             row["clean"] += record["quality"] == "clean"
+            novelty = record["text_novelty"]
+            row["queued"] += record["quality"] == "clean" and level is not None and novelty is not None and novelty > level
     return counts, by_wording
 
 
@@ -344,18 +354,19 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print(f"{'class':<16}" + "".join(f"{label + ': found / called clean':>36}" for label in results))
+    print("found: given the notice's class; clean: called clean; queued: called clean, but asked about for its new text")
+    print(f"{'class':<16}" + "".join(f"{label + ': found / clean / queued':>40}" for label in results))
     for name in NOTICE_CLASSES:
         cells = []
         for counts in results.values():
             row = counts[name]
-            cells.append(f"{row['found']:>3} / {row['clean']:<3} of {row['covers']:<3}")
-        print(f"{name:<16}" + "".join(f"{cell:>36}" for cell in cells))
+            cells.append(f"{row['found']:>3} / {row['clean']:>3} / {row['queued']:>3} of {row['covers']:<3}")
+        print(f"{name:<16}" + "".join(f"{cell:>40}" for cell in cells))
     print()
-    print(f"{'wording':<56}{'found / called clean':>24}")
+    print(f"{'wording':<56}{'found / clean / queued':>26}")
     for label, rows in wordings.items():
         for wording, row in sorted(rows.items()):
-            print(f"{wording[:54]:<56}{row['found']:>12} / {row['clean']:<3} of {row['covers']:<3}")
+            print(f"{wording[:54]:<56}{row['found']:>8} / {row['clean']:>3} / {row['queued']:>3} of {row['covers']:<3}")
     if args.json is not None:
         summary = {label: {k: dict(v) for k, v in counts.items()} for label, counts in results.items()}
         summary["by wording"] = {label: {k: dict(v) for k, v in rows.items()} for label, rows in wordings.items()}

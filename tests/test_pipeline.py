@@ -207,3 +207,27 @@ def test_hostile_images_get_a_verdict_or_a_worded_error(trained_sample, tmp_path
 
 def test_active_version_is_unique(trained_sample):
     assert ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).count() == 1
+
+
+def test_sweep_stores_text_novelty(trained_sample, sample_catalogue):
+    """Covers with a notice carry more text that their siblings lack than clean covers do."""
+    truth = {}
+    for line in (sample_catalogue / "truth.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        truth[(row["shop"], row["product_id"])] = row["labels"]
+    verdicts = Verdict.objects.filter(classifier_version=trained_sample["version"], quality__isnull=False)
+    measured = {"clean": [], "notice": []}
+    for shop, product_id, novelty in verdicts.values_list("listing__shop__code", "listing__product_id", "text_novelty"):
+        labels = truth.get((shop, product_id), [])
+        if novelty is None:
+            continue
+        if labels == ["clean"]:
+            measured["clean"].append(novelty)
+        elif {"gkc", "ciab", "placeholder", "multi_platform"} & set(labels):
+            measured["notice"].append(novelty)
+
+    assert sum(len(values) for values in measured.values()) > 0.4 * verdicts.count()
+    assert len(measured["notice"]) > 100
+    clean_median = sorted(measured["clean"])[len(measured["clean"]) // 2]
+    notice_median = sorted(measured["notice"])[len(measured["notice"]) // 2]
+    assert notice_median > clean_median + 1.0

@@ -9,10 +9,12 @@ from coverpick.catalogue.models import Verdict
 from coverpick.web.queue import (
     TIER_BOUNDARY,
     TIER_DOUBTFUL_CLEAN,
+    TIER_NEW_TEXT,
     TIER_RARE,
     TIER_UNKNOWN,
     build_queue,
     doubtful_clean,
+    version_new_text_level,
     is_boundary_case,
     manual_label_counts,
     queue_counts,
@@ -28,12 +30,13 @@ def probs(**values):
     return dict(values)
 
 
-def add_verdict(edition, version, quality, confidence, quality_probs=None):
+def add_verdict(edition, version, quality, confidence, quality_probs=None, text_novelty=None):
     listing = make_listing(edition)
     verdict = predict(listing, version, quality, confidence=confidence)
     if quality_probs is not None:
         verdict.quality_probs = quality_probs
-        verdict.save(update_fields=["quality_probs"])
+    verdict.text_novelty = text_novelty
+    verdict.save(update_fields=["quality_probs", "text_novelty"])
     return listing
 
 
@@ -180,7 +183,7 @@ def test_boundary_needs_both_top_classes_in_set(setting):
     add_verdict(edition, version, "margins", 0.70, probs(margins=0.70, deluxe_bundle=0.30))
     queue = build_queue(rare_limit=1)
     assert [item.listing_id for item in queue] == [close_pair.pk]
-    assert queue_counts(queue) == {"E": 0, "S": 0, TIER_UNKNOWN: 0, TIER_DOUBTFUL_CLEAN: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
+    assert queue_counts(queue) == {"E": 0, "S": 0, TIER_UNKNOWN: 0, TIER_DOUBTFUL_CLEAN: 0, TIER_NEW_TEXT: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
 
 
 def test_doubtful_clean_before_rare(setting):
@@ -266,3 +269,55 @@ def test_audit_suspects_come_first_until_relabelled(settings):
         assert suspect.pk not in [item.listing_id for item in build_queue()]
     finally:
         path.unlink()
+
+
+def test_new_text_level_nearest_rank(setting):
+    edition, version = setting
+    for value in range(1, 21):
+        add_verdict(edition, version, "clean", 0.99, text_novelty=float(value))
+    # Other verdicts and unmeasured clean ones do not count.
+    add_verdict(edition, version, "gkc", 0.9, text_novelty=50.0)
+    add_verdict(edition, version, "clean", 0.99)
+
+    assert version_new_text_level(version) == 18.0
+    assert version_new_text_level(version, percentile=50) == 10.0
+
+
+def test_new_text_level_needs_enough_verdicts(setting):
+    edition, version = setting
+    for value in range(19):
+        add_verdict(edition, version, "clean", 0.99, text_novelty=float(value))
+
+    assert version_new_text_level(version) is None
+
+
+def test_new_text_tier_after_doubtful_clean(setting):
+    edition, version = setting
+    label_many(edition, ["clean"], 3)
+    plain = [add_verdict(edition, version, "clean", 0.99, probs(clean=0.99), text_novelty=1.0 + i / 10) for i in range(18)]
+    noticed_sure = add_verdict(edition, version, "clean", 0.97, probs(clean=0.97), text_novelty=4.2)
+    noticed_unsure = add_verdict(edition, version, "clean", 0.93, probs(clean=0.93), text_novelty=4.0)
+    near_gkc = add_verdict(edition, version, "clean", 0.62, probs(clean=0.62, gkc=0.38), text_novelty=4.5)
+    rare = add_verdict(edition, version, "placeholder", 0.6, text_novelty=5.0)
+
+    queue = build_queue(rare_limit=3)
+
+    # The level is the 90th percentile of the 21 clean verdicts: 4.0, so only covers above it are queued for their text.
+    assert version_new_text_level(version) == 4.0
+    assert [item.listing_id for item in queue] == [near_gkc.pk, noticed_sure.pk, rare.pk]
+    assert [item.tier for item in queue] == [TIER_DOUBTFUL_CLEAN, TIER_NEW_TEXT, TIER_RARE]
+    assert noticed_unsure.pk not in {item.listing_id for item in queue}
+    assert not {listing.pk for listing in plain} & {item.listing_id for item in queue}
+
+
+def test_new_text_tier_skips_labelled_covers(setting):
+    edition, version = setting
+    for i in range(20):
+        add_verdict(edition, version, "clean", 0.99, text_novelty=1.0)
+    noticed = add_verdict(edition, version, "clean", 0.97, text_novelty=4.2)
+    label_many(edition, ["clean"], 3)
+    assert [item.listing_id for item in build_queue(rare_limit=3)] == [noticed.pk]
+
+    set_labels(noticed, ["gkc"])
+
+    assert build_queue(rare_limit=3) == []

@@ -182,6 +182,10 @@ class Verdict(models.Model):
     quality = models.CharField(max_length=32, null=True, blank=True)
     quality_confidence = models.FloatField(null=True, blank=True)
     quality_probs = models.JSONField(null=True, blank=True)
+    # Classifier rows only: log(1 + weight) of the printed text that the cover
+    # carries and even its closest sibling cover lacks (the first column of
+    # coverpick.model.inputs.text_novelty). Null when no sibling has text.
+    text_novelty = models.FloatField(null=True, blank=True)
     # Full multi-label set of a manual-train row.
     labels = models.JSONField(default=list, blank=True)
     platform = models.CharField(max_length=16, null=True, blank=True)

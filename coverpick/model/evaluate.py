@@ -19,6 +19,7 @@ from coverpick.catalogue.feeds.records import json_error_text
 from coverpick.catalogue.models import Listing
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, SKU_LABELS, UNKNOWN, tier_for
 from coverpick.model.heads import decide
+from coverpick.model.inputs import text_novelty
 from coverpick.model.train import build_training_data, fit_heads
 
 
@@ -126,6 +127,7 @@ def out_of_fold_records(
             report(f"fold {fold + 1}/{folds} done")
 
     predictions = decide(quality_probs, platform_probs, conf.clean_threshold(), conf.platform_threshold())
+    novelty = text_novelty(arrays.features, arrays.game_ids)
     records = []
     for i, listing_id in enumerate(arrays.listing_ids):
         reference = truth.get((keys[listing_id], products[listing_id]))
@@ -147,6 +149,7 @@ def out_of_fold_records(
                 "platform_guess": PLATFORM_FAMILIES[int(platform_probs[i].argmax())],
                 "platform_confidence": float(platform_probs[i].max()),
                 "pixels": (pixels[listing_id] or 0) * (heights[listing_id] or 0),
+                "text_novelty": float(novelty[i, 0]) if novelty[i, 2] else None,
             }
         )
     return records

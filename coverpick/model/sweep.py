@@ -150,6 +150,7 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
             picked,
         )
         predictions = decide(quality_probs, platform_probs, clean_floor, platform_floor)
+        novelty = text_novelty(features, context.game_ids)
         for i, prediction in zip(picked, predictions):
             rows.append(
                 Verdict(
@@ -159,6 +160,7 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
                     quality=prediction.quality,
                     quality_confidence=prediction.quality_confidence,
                     quality_probs=prediction.quality_probs,
+                    text_novelty=round(float(novelty[i, 0]), 4) if novelty[i, 2] else None,
                     platform=prediction.platform,
                     platform_confidence=prediction.platform_confidence,
                     platform_probs=prediction.platform_probs,

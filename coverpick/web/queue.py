@@ -16,6 +16,11 @@ four tiers, served in order, after two tiers of labelled covers to check again:
   ``DOUBT_LEVEL`` or more (a key-card or code notice included, which the
   ranking puts beside clean covers). A wrong clean verdict can put a flawed
   cover on a game page, so these come before the rare classes;
+- N: the active verdict is ``clean``, but the cover prints text that even
+  its closest sibling cover lacks, more of it than NEW_TEXT_PERCENTILE % of
+  the version's clean verdicts. A notice in words no labelled cover prints
+  ("licence card", another language) is read as ordinary text and called
+  clean. A label on such a cover teaches the text head its words;
 - B: the active verdict is a class with fewer than ``RARE_CLASS_LIMIT``
   manual-train labels, counted live on every call;
 - C: a boundary case among the look-alike classes in ``BOUNDARY_CLASSES``,
@@ -41,6 +46,7 @@ from django.db.models import Exists, OuterRef
 from coverpick import conf
 from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict, listings_to_relabel
 from coverpick.labels import LABEL_CLASSES, UNKNOWN
+from coverpick.model.inputs import NEW_TEXT_PERCENTILE, new_text_level
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +67,16 @@ TIER_OUTDATED = "E"
 TIER_SUSPECT = "S"
 TIER_UNKNOWN = "A"
 TIER_DOUBTFUL_CLEAN = "D"
+TIER_NEW_TEXT = "N"
 TIER_RARE = "B"
 TIER_BOUNDARY = "C"
-TIER_ORDER = (TIER_OUTDATED, TIER_SUSPECT, TIER_UNKNOWN, TIER_DOUBTFUL_CLEAN, TIER_RARE, TIER_BOUNDARY)
+TIER_ORDER = (TIER_OUTDATED, TIER_SUSPECT, TIER_UNKNOWN, TIER_DOUBTFUL_CLEAN, TIER_NEW_TEXT, TIER_RARE, TIER_BOUNDARY)
 TIER_DESCRIPTIONS = {
     TIER_OUTDATED: "its staff labels were given for an earlier image or edition of this listing",
     TIER_SUSPECT: "the label audit ranks its labels among the most likely to be wrong",
     TIER_UNKNOWN: "the model's verdict is unknown",
     TIER_DOUBTFUL_CLEAN: f"the model calls it clean but gives another class {DOUBT_LEVEL:.2f} or more",
+    TIER_NEW_TEXT: "the model calls it clean, but it prints text that its game's other covers lack",
     TIER_RARE: f"predicted class has fewer than {RARE_CLASS_LIMIT} manual labels",
     TIER_BOUNDARY: "close call between 3d_render, deluxe_bundle and margins",
 }
@@ -120,6 +128,15 @@ def doubtful_clean(probs: dict[str, float] | None, level: float = DOUBT_LEVEL) -
     if not probs:
         return False
     return any(value >= level for name, value in probs.items() if name != "clean")
+
+
+def version_new_text_level(version: ClassifierVersion, percentile: float = NEW_TEXT_PERCENTILE) -> float | None:
+    """Return ``new_text_level`` of the version's clean verdicts that have their new text measured.
+
+    Labelled listings count too, so the level does not rise as staff label the queue's covers.
+    """
+    measured = Verdict.objects.filter(classifier_version=version, quality="clean", text_novelty__isnull=False)
+    return new_text_level(list(measured.values_list("text_novelty", flat=True)), percentile)
 
 
 def unlabelled_active_verdicts(version: ClassifierVersion, exclude_listing_ids: Collection[int] = ()):
@@ -226,6 +243,10 @@ def build_queue(
     items += _items_where(boundary, TIER_BOUNDARY, lambda probs: is_boundary_case(probs, gap))
     unsure_clean = verdicts.filter(quality="clean").exclude(quality_confidence__gt=1.0 - doubt)
     items += _items_where(unsure_clean, TIER_DOUBTFUL_CLEAN, lambda probs: doubtful_clean(probs, doubt))
+    level = version_new_text_level(version)
+    if level is not None:
+        new_text = verdicts.filter(quality="clean", text_novelty__gt=level).values_list("listing_id", "quality", "quality_confidence")
+        items += [QueueItem(listing_id, TIER_NEW_TEXT, quality, confidence) for listing_id, quality, confidence in new_text]
 
     # A missing confidence sorts first, because nothing is known about that verdict.
     items.sort(key=lambda item: (TIER_ORDER.index(item.tier), item.confidence or 0.0, item.listing_id))

@@ -1,0 +1,21 @@
+"""Record on each classifier verdict how much text the cover adds to its game's other covers.
+
+Verdicts written before this have none, and get one at their next sweep.
+"""
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("catalogue", "0006_verdict_edition"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="verdict",
+            name="text_novelty",
+            field=models.FloatField(blank=True, null=True),
+        ),
+    ]
