@@ -36,6 +36,7 @@ def verdict_records() -> Iterator[dict]:
             "platform_declared": listing.platform_family,
             "quality": verdict.quality if verdict else None,
             "quality_probs": verdict.quality_probs if verdict else None,
+            "text_novelty": verdict.text_novelty if verdict else None,
             "platform": verdict.platform if verdict else None,
             "platform_probs": verdict.platform_probs if verdict else None,
             "classifier_version": active.name if active else None,

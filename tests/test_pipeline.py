@@ -157,9 +157,10 @@ def test_export_verdicts_has_one_object_per_listing(trained_sample):
     call_command("export", "verdicts", stdout=out, stderr=io.StringIO())
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(records) == Listing.objects.count()
-    keys = {"shop", "product_id", "game", "platform_declared", "quality", "quality_probs", "platform",
+    keys = {"shop", "product_id", "game", "platform_declared", "quality", "quality_probs", "text_novelty", "platform",
             "platform_probs", "classifier_version", "tier", "error"}
     assert keys <= set(records[0])
+    assert any(isinstance(r["text_novelty"], float) for r in records)
     assert {r["classifier_version"] for r in records} == {trained_sample["version"].name}
 
 
