@@ -288,11 +288,12 @@ def tally(records: list[dict], chosen: dict, painted: dict) -> tuple[dict, dict]
 
     ``queued`` counts the covers called clean that the labelling queue would
     still ask about for the text they add (coverpick.web.queue, tier N): their
-    new text is above the level that the copy's clean verdicts set.
+    new text is above the level that the covers labelled clean alone set.
+    The reference labels stand in for the staff labels the queue reads.
     """
     from coverpick.model.inputs import new_text_level
 
-    level = new_text_level([r["text_novelty"] for r in records if r["quality"] == "clean" and r["text_novelty"] is not None])
+    level = new_text_level([r["text_novelty"] for r in records if r["labels"] == ["clean"] and r["text_novelty"] is not None])
     counts = defaultdict(Counter)
     by_wording = defaultdict(Counter)
     for record in records:

@@ -321,3 +321,30 @@ def test_new_text_tier_skips_labelled_covers(setting):
     set_labels(noticed, ["gkc"])
 
     assert build_queue(rare_limit=3) == []
+
+
+def test_new_text_level_from_staff_clean_labels(setting):
+    edition, version = setting
+    # The model calls 30 covers clean, some with much new text: their 90th percentile would be 26.
+    verdicts = [add_verdict(edition, version, "clean", 0.99, text_novelty=float(value)) for value in range(30)]
+    for listing in verdicts[:20]:
+        set_labels(listing, ["clean"])
+    # A cover labelled clean with a notice does not count.
+    set_labels(verdicts[25], ["clean", "gkc"])
+
+    # Staff labelled the covers with new text 0 to 19 clean, whose nearest-rank 90th percentile is 17.
+    assert version_new_text_level(version) == 17.0
+
+
+def test_new_text_level_ignores_outdated_staff_labels(setting):
+    edition, version = setting
+    verdicts = [add_verdict(edition, version, "clean", 0.99, text_novelty=float(value)) for value in range(30)]
+    for listing in verdicts[:20]:
+        set_labels(listing, ["clean"])
+    _, (other_edition,) = make_game()
+    for listing in verdicts[:5]:
+        Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN, listing=listing).update(edition=other_edition)
+
+    # Five labels were given under another edition, so 15 staff-clean covers remain, too few, and
+    # every clean verdict sets the level: the nearest-rank 90th percentile of 0 to 29 is 26.
+    assert version_new_text_level(version) == 26.0

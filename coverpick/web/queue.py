@@ -18,7 +18,7 @@ four tiers, served in order, after two tiers of labelled covers to check again:
   cover on a game page, so these come before the rare classes;
 - N: the active verdict is ``clean``, but the cover prints text that even
   its closest sibling cover lacks, more of it than NEW_TEXT_PERCENTILE % of
-  the version's clean verdicts. A notice in words no labelled cover prints
+  the covers staff labelled clean (see ``version_new_text_level``). A notice in words no labelled cover prints
   ("licence card", another language) is read as ordinary text and called
   clean. A label on such a cover teaches the text head its words;
 - B: the active verdict is a class with fewer than ``RARE_CLASS_LIMIT``
@@ -44,7 +44,7 @@ from datetime import datetime, timezone
 from django.db.models import Exists, OuterRef
 
 from coverpick import conf
-from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict, listings_to_relabel
+from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict, for_outdated, listings_to_relabel
 from coverpick.labels import LABEL_CLASSES, UNKNOWN
 from coverpick.model.inputs import NEW_TEXT_PERCENTILE, new_text_level
 
@@ -131,12 +131,23 @@ def doubtful_clean(probs: dict[str, float] | None, level: float = DOUBT_LEVEL) -
 
 
 def version_new_text_level(version: ClassifierVersion, percentile: float = NEW_TEXT_PERCENTILE) -> float | None:
-    """Return ``new_text_level`` of the version's clean verdicts that have their new text measured.
+    """Return the ``new_text_level`` of the covers staff labelled clean alone, or else of the version's clean verdicts.
 
-    Labelled listings count too, so the level does not rise as staff label the queue's covers.
+    The version's verdicts give each cover its new text. Clean verdicts
+    include the flawed covers the model calls clean, which would raise the
+    level, so the covers staff labelled clean and nothing else set it when
+    NEW_TEXT_MIN_VERDICTS of them have it measured. Labels given for an
+    earlier image or edition do not count.
     """
-    measured = Verdict.objects.filter(classifier_version=version, quality="clean", text_novelty__isnull=False)
-    return new_text_level(list(measured.values_list("text_novelty", flat=True)), percentile)
+    measured = Verdict.objects.filter(classifier_version=version, text_novelty__isnull=False)
+    staff_rows = Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).exclude(for_outdated())
+    # Filtered in Python because SQLite cannot query inside a JSON list.
+    staff_clean = {listing_id for listing_id, labels in staff_rows.values_list("listing_id", "labels") if labels == ["clean"]}
+    labelled = [novelty for listing_id, novelty in measured.values_list("listing_id", "text_novelty") if listing_id in staff_clean]
+    level = new_text_level(labelled, percentile)
+    if level is not None:
+        return level
+    return new_text_level(list(measured.filter(quality="clean").values_list("text_novelty", flat=True)), percentile)
 
 
 def unlabelled_active_verdicts(version: ClassifierVersion, exclude_listing_ids: Collection[int] = ()):
