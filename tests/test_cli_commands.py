@@ -142,13 +142,13 @@ def test_undecodable_tiff_names_its_path(tmp_path):
 def test_pending_migration_rejected_unchanged(tmp_path):
     assert run_cli(tmp_path, "migrate").returncode == 0
     # As a home that an older coverpick migrated: the last migration undone.
-    assert run_cli(tmp_path, "migrate", "catalogue", "0005").returncode == 0
+    assert run_cli(tmp_path, "migrate", "catalogue", "0006").returncode == 0
     before = (tmp_path / "coverpick.sqlite3").read_bytes()
 
     result = run_cli(tmp_path, "shops")
 
     assert result.returncode == 1
-    assert "The database lacks 1 of coverpick's migrations (catalogue 0006_verdict_edition)" in result.stderr
+    assert "The database lacks 1 of coverpick's migrations (catalogue 0007_verdict_text_novelty)" in result.stderr
     assert "Run `coverpick migrate`" in result.stderr
     assert "Traceback" not in result.stderr
     assert (tmp_path / "coverpick.sqlite3").read_bytes() == before

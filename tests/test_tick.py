@@ -177,14 +177,14 @@ def test_tick_on_database_behind_migrations(tmp_path):
     home = make_home(tmp_path, swept=0, pending=2)
     script = Path(sys.executable).with_name("coverpick")
     # As a home that an older coverpick migrated: the last migration undone.
-    undo = subprocess.run([str(script), "migrate", "catalogue", "0005"], env=child_env(home), capture_output=True, text=True, timeout=120)
+    undo = subprocess.run([str(script), "migrate", "catalogue", "0006"], env=child_env(home), capture_output=True, text=True, timeout=120)
     assert undo.returncode == 0, undo.stderr
     before = (home / "coverpick.sqlite3").read_bytes()
 
     result = subprocess.run([str(script), "tick"], env=child_env(home), capture_output=True, text=True, timeout=120)
 
     assert result.returncode == 1
-    assert "lacks 1 of coverpick's migrations (catalogue 0006_verdict_edition)" in result.stderr
+    assert "lacks 1 of coverpick's migrations (catalogue 0007_verdict_text_novelty)" in result.stderr
     assert "Run `coverpick migrate`" in result.stderr
     assert "Traceback" not in result.stderr
     assert (home / "coverpick.sqlite3").read_bytes() == before

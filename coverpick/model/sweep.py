@@ -26,6 +26,7 @@ from coverpick.labels import ERROR_VERDICT
 from coverpick.model.dataset import listing_context, usable_listings
 from coverpick.model.featurize import featurize, load_image_features, load_phase1, load_stats
 from coverpick.model.heads import decide
+from coverpick.model.inputs import text_novelty
 from coverpick.model.versions import load_active_heads, phase1_version
 
 logger = logging.getLogger(__name__)
