@@ -364,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{row['found']:>3} / {row['clean']:>3} / {row['queued']:>3} of {row['covers']:<3}")
         print(f"{name:<16}" + "".join(f"{cell:>40}" for cell in cells))
     print()
-    print(f"{'wording':<56}{'found / clean / queued':>26}")
     for label, rows in wordings.items():
+        print(f"{label:<56}{'found / clean / queued':>26}")
         for wording, row in sorted(rows.items()):
             print(f"{wording[:54]:<56}{row['found']:>8} / {row['clean']:>3} / {row['queued']:>3} of {row['covers']:<3}")
     if args.json is not None:
