@@ -421,18 +421,19 @@ def text_novelty(features: np.ndarray, game_ids: list) -> np.ndarray:
     return result
 
 
-# The labelling queue asks about a clean verdict whose new text (the first
-# column of text_novelty) is above this percentile of the clean verdicts'. On
-# the sample catalogue (879 covers) the truly clean covers' 90th percentile
-# was 3.4, and the median of the covers with a notice 3.8.
+# The labelling queue (coverpick.web.queue) asks about a clean verdict whose
+# new text (the first column of text_novelty) is above this percentile of the
+# covers staff labelled clean. On the sample catalogue (879 covers) the truly
+# clean covers' 90th percentile was 3.4, and the median of the covers with a
+# notice 3.8.
 NEW_TEXT_PERCENTILE = 90
-# With fewer clean verdicts measured than this, the percentile is noise and
-# no cover is asked about for its text.
+# With fewer values than this, the percentile is noise and no cover is asked
+# about for its text.
 NEW_TEXT_MIN_VERDICTS = 20
 
 
 def new_text_level(values: list[float], percentile: float = NEW_TEXT_PERCENTILE) -> float | None:
-    """Return the nearest-rank ``percentile`` of the clean verdicts' new text, or None with fewer than NEW_TEXT_MIN_VERDICTS values.
+    """Return the nearest-rank ``percentile`` of new-text ``values``, or None with fewer than NEW_TEXT_MIN_VERDICTS of them.
 
     The nearest rank is the smallest value with at least ``percentile`` % of the values at or below it.
     """

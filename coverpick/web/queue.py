@@ -2,7 +2,7 @@
 
 A listing is queued when it has a usable cover, carries no manual-train label
 yet, and the active heads version has a quality verdict for it. The queue has
-four tiers, served in order, after two tiers of labelled covers to check again:
+five tiers, served in order, after two tiers of labelled covers to check again:
 
 - E: covers whose staff labels or reviews are outdated: given for an earlier
   image of the listing, or while it was filed under another edition (a
@@ -18,9 +18,10 @@ four tiers, served in order, after two tiers of labelled covers to check again:
   cover on a game page, so these come before the rare classes;
 - N: the active verdict is ``clean``, but the cover prints text that even
   its closest sibling cover lacks, more of it than NEW_TEXT_PERCENTILE % of
-  the covers staff labelled clean (see ``version_new_text_level``). A notice in words no labelled cover prints
-  ("licence card", another language) is read as ordinary text and called
-  clean. A label on such a cover teaches the text head its words;
+  the covers staff labelled clean (see ``version_new_text_level``). A notice
+  in words no labelled cover prints ("licence card", another language) is
+  read as ordinary text and called clean. A label on such a cover teaches
+  the text head its words;
 - B: the active verdict is a class with fewer than ``RARE_CLASS_LIMIT``
   manual-train labels, counted live on every call;
 - C: a boundary case among the look-alike classes in ``BOUNDARY_CLASSES``,
