@@ -28,9 +28,9 @@ five tiers, served in order, after two tiers of labelled covers to check again:
   where both of the two most probable classes are in that set and their
   probabilities differ by less than ``BOUNDARY_GAP``.
 
-Covers predicted as a well-supported class that are not boundary cases or
-doubtful clean verdicts are not queued. Within a tier the least confident
-verdict comes first.
+Covers predicted as a well-supported class are not queued unless they are
+boundary cases, doubtful clean verdicts or clean verdicts with new text.
+Within a tier the least confident verdict comes first.
 """
 
 from __future__ import annotations
