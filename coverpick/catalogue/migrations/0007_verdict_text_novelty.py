@@ -1,6 +1,8 @@
 """Record on each classifier verdict how much text the cover adds to its game's other covers.
 
-Verdicts written before this have none, and get one at their next sweep.
+Verdicts written before this have none, so the labelling queue's new-text
+tier leaves them out until they are predicted again (``coverpick sweep
+--rescan-all --apply``, or the sweep of newly trained heads).
 """
 
 from django.db import migrations, models
