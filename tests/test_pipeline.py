@@ -15,6 +15,7 @@ from coverpick.labels import LABEL_CLASSES
 from coverpick.model.dataset import LabelLintError, lint_labels, training_rows
 from coverpick.model.sweep import sweep
 from coverpick.model.train import build_training_data
+from coverpick.web.queue import TIER_NEW_TEXT, build_queue, version_new_text_level
 from tests.conftest import HOSTILE_IMAGES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -232,3 +233,31 @@ def test_sweep_stores_text_novelty(trained_sample, sample_catalogue):
     clean_median = sorted(measured["clean"])[len(measured["clean"]) // 2]
     notice_median = sorted(measured["notice"])[len(measured["notice"]) // 2]
     assert notice_median > clean_median + 1.0
+
+
+def test_queue_asks_about_clean_covers_with_new_text(trained_sample, sample_catalogue):
+    """The new-text tier serves clean verdicts whose covers carry a notice more often than clean verdicts at large."""
+    truth = {}
+    for line in (sample_catalogue / "truth.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        truth[(row["shop"], row["product_id"])] = row["labels"]
+    version = trained_sample["version"]
+    keys = {pk: (shop, product_id) for pk, shop, product_id in Listing.objects.values_list("pk", "shop__code", "product_id")}
+    notices = {"gkc", "ciab", "placeholder", "multi_platform"}
+    level = version_new_text_level(version)
+    labelled = set(Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).values_list("listing_id", flat=True))
+    clean_verdicts = {
+        listing_id: novelty
+        for listing_id, novelty in Verdict.objects.filter(classifier_version=version, quality="clean").values_list("listing_id", "text_novelty")
+        if listing_id not in labelled
+    }
+
+    asked = [item.listing_id for item in build_queue(version=version) if item.tier == TIER_NEW_TEXT]
+
+    assert level is not None
+    assert asked
+    for listing_id in asked:
+        assert clean_verdicts[listing_id] > level
+    share_asked = sum(bool(notices & set(truth[keys[i]])) for i in asked) / len(asked)
+    share_clean = sum(bool(notices & set(truth[keys[i]])) for i in clean_verdicts) / len(clean_verdicts)
+    assert share_asked > 2 * share_clean
