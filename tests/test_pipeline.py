@@ -211,12 +211,15 @@ def test_active_version_is_unique(trained_sample):
     assert ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).count() == 1
 
 
+def truth_labels(catalogue) -> dict:
+    """Return the reference labels of the catalogue's listings by (shop, product_id)."""
+    rows = [json.loads(line) for line in (catalogue / "truth.jsonl").read_text().splitlines() if line.strip()]
+    return {(row["shop"], row["product_id"]): row["labels"] for row in rows}
+
+
 def test_sweep_stores_text_novelty(trained_sample, sample_catalogue):
     """Covers with a notice carry more text that their siblings lack than clean covers do."""
-    truth = {}
-    for line in (sample_catalogue / "truth.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        truth[(row["shop"], row["product_id"])] = row["labels"]
+    truth = truth_labels(sample_catalogue)
     verdicts = Verdict.objects.filter(classifier_version=trained_sample["version"], quality__isnull=False)
     measured = {"clean": [], "notice": []}
     for shop, product_id, novelty in verdicts.values_list("listing__shop__code", "listing__product_id", "text_novelty"):
@@ -235,12 +238,9 @@ def test_sweep_stores_text_novelty(trained_sample, sample_catalogue):
     assert notice_median > clean_median + 1.0
 
 
-def test_queue_asks_about_clean_covers_with_new_text(trained_sample, sample_catalogue):
+def test_new_text_tier_finds_notices(trained_sample, sample_catalogue):
     """The new-text tier serves clean verdicts whose covers carry a notice more often than clean verdicts at large."""
-    truth = {}
-    for line in (sample_catalogue / "truth.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        truth[(row["shop"], row["product_id"])] = row["labels"]
+    truth = truth_labels(sample_catalogue)
     version = trained_sample["version"]
     keys = {pk: (shop, product_id) for pk, shop, product_id in Listing.objects.values_list("pk", "shop__code", "product_id")}
     notices = {"gkc", "ciab", "placeholder", "multi_platform"}
