@@ -14,7 +14,9 @@ words, other languages). Their human labels are removed, so no fold trains
 on them; their reference labels become the notice's class. Each copy is
 imported into a home of its own and cross-validated by game like
 `coverpick evaluate`. The bench prints, for each class and each copy, how
-many of the painted covers get that class and how many are called clean.
+many of the painted covers get that class and how many are called clean, and
+then the same per wording. It also counts the covers called clean that the
+labelling queue's new-text tier would still ask about.
 
 The two copies differ only in the words, so the difference between their
 rows is what the wording alone costs. Both copies also change the rest of
