@@ -118,6 +118,8 @@ class ImportSummary:
     # The listings that moved to another game in this import, each with the game it was in before.
     moved_from: dict[int, int] = field(default_factory=dict, repr=False)
     labels_imported: int = 0
+    # Games whose primary cover was chosen again because the label file wrote a label, review or pin of theirs.
+    games_ranked_for_labels: int = 0
     # Label rows that matched what was stored, so nothing was written.
     labels_already_stored: int = 0
     # Label rows not applied because a staff member changed that label, review or pin after the import last wrote it.
@@ -201,6 +203,9 @@ class ImportSummary:
                 f"Label rows imported: {self.labels_imported}, already stored: {self.labels_already_stored}, "
                 f"kept newer staff labels: {self.labels_kept}, refused: {self.label_lines_refused}"
             )
+            if self.games_ranked_for_labels:
+                games = self.games_ranked_for_labels
+                lines.append(f"Primary covers chosen again for {games} game{'s' if games != 1 else ''} whose labels, reviews or pins changed")
         else:
             lines.append("Label file: not read (--no-labels, or no labels.jsonl in the catalogue folder)")
         return lines
@@ -783,6 +788,7 @@ def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -
     import last wrote it. A row that the import itself wrote last is updated.
     """
     listings = {(shop, pid): listing_id for shop, pid, listing_id in Listing.objects.values_list("shop__code", "product_id", "pk")}
+    relabelled_games: set[int] = set()
     with open(labels_path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -803,11 +809,17 @@ def import_labels(labels_path: Path, summary: ImportSummary, report: Reporter) -
                 continue
             if outcome == LABEL_WRITTEN:
                 summary.labels_imported += 1
+                relabelled_games.add(listing.edition.game_id)
             elif outcome == LABEL_ALREADY_STORED:
                 summary.labels_already_stored += 1
             else:
                 summary.labels_kept += 1
                 logger.info("%s: kept the newer staff %s of listing %s", where, record.get("source"), listing.pk)
+    # A label, review or pin changes its cover's tier, so a game whose primary
+    # cover staff labelled wrong_game no longer shows it.
+    if relabelled_games:
+        compute_primaries(Game.objects.filter(pk__in=relabelled_games))
+        summary.games_ranked_for_labels = len(relabelled_games)
 
 
 def _and_skipped(error: Exception, unit: str) -> str:

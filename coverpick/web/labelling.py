@@ -9,6 +9,9 @@ The session keeps three things, all as plain JSON:
 - the number of decisions made in this session, for the "n of N" counter.
 
 Every database write goes through coverpick.catalogue.manual, which audits it.
+Each decision chooses the primary cover of its listings' games again in the
+same transaction, so a label on a game's primary cover (``wrong_game``, say)
+takes it off the game page at once.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from coverpick.catalogue.manual import clear_labels, set_labels
-from coverpick.catalogue.models import Listing, Verdict
+from coverpick.catalogue.models import Game, Listing, Verdict
 from coverpick.labels import DEFECT_LABELS, LABEL_CLASSES, SKU_LABELS, validate_label_set
+from coverpick.ranking import compute_primaries
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +100,15 @@ def current_labels(listing: Listing) -> list[str] | None:
     return list(row.labels) if row is not None else None
 
 
+def _rank_games_of(listings: Iterable[Listing]) -> None:
+    """Choose the primary cover of the listings' games again."""
+    game_ids = {listing.edition.game_id for listing in listings}
+    if game_ids:
+        compute_primaries(Game.objects.filter(pk__in=game_ids))
+
+
 def save_labels(session, listing: Listing, labels: Iterable[str], user) -> list[str]:
-    """Validate and store a label set for one listing, and push the decision on the undo stack.
+    """Validate and store a label set for one listing, rank its game again, and push the decision on the undo stack.
 
     Raises coverpick.labels.LabelError when the set breaks the rules. Then
     nothing is written and the undo stack is unchanged.
@@ -105,7 +116,9 @@ def save_labels(session, listing: Listing, labels: Iterable[str], user) -> list[
     checked = validate_label_set(labels)
     row = _manual_row(listing)
     previous = list(row.labels) if row is not None else None
-    set_labels(listing, checked, user, note="labelling page")
+    with transaction.atomic():
+        set_labels(listing, checked, user, note="labelling page")
+        _rank_games_of([listing])
     entry = {"listing": listing.pk, "previous": previous, "saved": checked}
     if row is not None:
         # Undo restores the cover and edition that the replaced labels were
@@ -118,7 +131,7 @@ def save_labels(session, listing: Listing, labels: Iterable[str], user) -> list[
 
 
 def confirm_clean(session, listings: Sequence[Listing], user) -> list[int]:
-    """Store manual-train ["clean"] on listings that still have no manual-train label.
+    """Store manual-train ["clean"] on listings that still have no manual-train label, and rank their games again.
 
     A listing that gained a label since the grid page was drawn is left as it
     is. Returns the ids written. The whole batch is one entry on the undo stack.
@@ -126,12 +139,15 @@ def confirm_clean(session, listings: Sequence[Listing], user) -> list[int]:
     written = []
     entries = []
     with transaction.atomic():
+        labelled = []
         for listing in listings:
             if current_labels(listing) is not None:
                 continue
             set_labels(listing, ["clean"], user, note="labelling grid")
+            labelled.append(listing)
             written.append(listing.pk)
             entries.append({"listing": listing.pk, "previous": None, "saved": ["clean"]})
+        _rank_games_of(labelled)
     if entries:
         _push_undo(session, entries)
     logger.info("Confirmed clean covers: listings=%s by=%s", ",".join(map(str, written)) or "none", user.username)
@@ -139,7 +155,7 @@ def confirm_clean(session, listings: Sequence[Listing], user) -> list[int]:
 
 
 def undo_last(session, user) -> UndoResult:
-    """Restore the labels that the last saved decision replaced, or delete the rows it created.
+    """Restore the labels that the last saved decision replaced, or delete the rows it created, and rank the games again.
 
     Raises UndoError when there is nothing to undo, or when someone changed a
     listing's labels after that decision. Then nothing is written and the
@@ -171,6 +187,7 @@ def undo_last(session, user) -> UndoResult:
                     Verdict.objects.filter(listing=listing, source=Verdict.SOURCE_MANUAL_TRAIN).update(
                         cover_id=entry["previous_cover"], edition_id=entry.get("previous_edition", listing.edition_id)
                     )
+        _rank_games_of(listings[entry["listing"]] for entry in entries)
     session[UNDO_KEY] = stack[:-1]
     session[DONE_KEY] = max(0, decisions_made(session) - 1)
     ids = [entry["listing"] for entry in entries]
