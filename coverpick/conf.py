@@ -42,6 +42,11 @@ def feature_cache_dir() -> Path:
     return home() / "features"
 
 
+def display_copy_dir() -> Path:
+    """Folder of the PNG copies the web pages send for covers stored in a format browsers do not show (TIFF, JPEG 2000)."""
+    return home() / "display"
+
+
 def text_cache_dir() -> Path:
     """Folder of the cached cover text vectors: COVERPICK_TEXT_CACHE, else the feature cache.
 

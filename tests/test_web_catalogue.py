@@ -1,15 +1,22 @@
+import io
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.test import Client
+from PIL import Image
 
+from coverpick import conf
 from coverpick.catalogue.manual import set_labels
 from coverpick.catalogue.models import CoverImage, Game
+from coverpick.covers.decode import decode_image
+from coverpick.covers.store import store_image
 from coverpick.ranking import compute_primaries, ranked_covers
 from coverpick.web.explain import order_reason
 from coverpick.web.views.files import asset_version
+from tests.conftest import HOSTILE_IMAGES
 from tests.factories import heads_version, make_game, make_listing, predict
-from tests.test_web_support import _clear_cache, attach_real_image, staff_client, staff_user  # noqa: F401
+from tests.test_web_support import _clear_cache, attach_real_image, png_bytes, staff_client, staff_user  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -311,6 +318,45 @@ def test_cover_image_missing_file_is_404(client):
 def test_cover_image_path_outside_store_is_404(client):
     cover = CoverImage.objects.create(sha256="c" * 64, path="../../coverpick.sqlite3", format="PNG", width=1, height=1)
     assert client.get(f"/covers/{cover.sha256}/").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["12in16bit.tif", "tiff_adobe_deflate.tif"])
+def test_tiff_cover_served_as_png_copy(client, name):
+    """Browsers do not show TIFF, so the page gets a PNG copy of the decoded cover, made once."""
+    path = HOSTILE_IMAGES / name
+    if not path.is_file():
+        pytest.fail(f"Hostile image {path} not found; set COVERPICK_SHARED")
+    data = path.read_bytes()
+    cover = store_image(data)
+    assert cover.format == "TIFF" and not cover.decode_error
+
+    response = client.get(f"/covers/{cover.sha256}/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    served = b"".join(response.streaming_content)
+    shown = Image.open(io.BytesIO(served))
+    assert shown.format == "PNG"
+    assert shown.size == (cover.width, cover.height)
+    expected, _ = decode_image(data)
+    assert np.array_equal(np.asarray(shown.convert(expected.mode)), np.asarray(expected))
+
+    copy = conf.display_copy_dir() / f"{cover.sha256}.png"
+    assert copy.read_bytes() == served
+    # The second request sends the stored copy without decoding again.
+    copy.write_bytes(png_bytes(3, 3, (1, 2, 3)))
+    again = client.get(f"/covers/{cover.sha256}/")
+    assert Image.open(io.BytesIO(b"".join(again.streaming_content))).size == (3, 3)
+
+
+def test_avif_cover_served_as_avif(client):
+    path = HOSTILE_IMAGES / "avif__rot1mir0.avif"
+    if not path.is_file():
+        pytest.fail(f"Hostile image {path} not found; set COVERPICK_SHARED")
+    cover = store_image(path.read_bytes())
+    response = client.get(f"/covers/{cover.sha256}/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/avif"
+    assert b"".join(response.streaming_content) == path.read_bytes()
 
 
 def test_cover_image_rejects_post(client):
