@@ -91,6 +91,23 @@ def test_label_page_empty_queue(staff_client):
     assert "No trained model is active" in response.content.decode()
 
 
+def test_label_page_without_model_serves_unlabelled_covers(staff_client):
+    """A catalogue imported without labels gets its first labels on this page."""
+    game, (edition,) = make_game("First Labels")
+    first, second = make_listing(edition), make_listing(edition)
+
+    response = staff_client.get("/admin/label/covers/")
+    assert response.context["listing"].pk == first.pk
+    body = response.content.decode()
+    assert "in the queue: 2 (unlabelled 2)" in body
+    assert 'id="no-model"' in body
+    assert "needs at least 10 labelled covers" in body
+
+    staff_client.post("/admin/label/covers/save/", {"listing": first.pk, "labels": ["clean"]})
+    assert manual_labels(first) == ["clean"]
+    assert staff_client.get("/admin/label/covers/").context["listing"].pk == second.pk
+
+
 def test_label_page_counter_names_its_parts(staff_client, queued):
     staff_client.post("/admin/label/covers/save/", {"listing": queued["listings"][0].pk, "labels": ["clean"]})
     body = staff_client.get("/admin/label/covers/").content.decode()

@@ -10,6 +10,8 @@ from coverpick.web.queue import (
     TIER_BOUNDARY,
     TIER_DOUBTFUL_CLEAN,
     TIER_NEW_TEXT,
+    TIER_NO_MODEL,
+    TIER_OUTDATED,
     TIER_RARE,
     TIER_UNKNOWN,
     build_queue,
@@ -151,10 +153,11 @@ def test_only_active_version_counts(setting):
     assert [(item.listing_id, item.verdict) for item in build_queue()] == [(listing.pk, "wrong_console")]
 
 
-def test_no_active_version_gives_empty_queue():
+def test_inactive_version_verdicts_not_read():
     game, (edition,) = make_game()
-    predict(make_listing(edition), heads_version("heads-idle", active=False), "unknown", confidence=0.1)
-    assert build_queue() == []
+    listing = make_listing(edition)
+    predict(listing, heads_version("heads-idle", active=False), "unknown", confidence=0.1)
+    assert [(item.listing_id, item.tier, item.confidence) for item in build_queue()] == [(listing.pk, TIER_NO_MODEL, None)]
 
 
 def test_unusable_cover_not_queued(setting):
@@ -183,7 +186,7 @@ def test_boundary_needs_both_top_classes_in_set(setting):
     add_verdict(edition, version, "margins", 0.70, probs(margins=0.70, deluxe_bundle=0.30))
     queue = build_queue(rare_limit=1)
     assert [item.listing_id for item in queue] == [close_pair.pk]
-    assert queue_counts(queue) == {"E": 0, "S": 0, TIER_UNKNOWN: 0, TIER_DOUBTFUL_CLEAN: 0, TIER_NEW_TEXT: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
+    assert queue_counts(queue) == {"E": 0, "M": 0, "S": 0, TIER_UNKNOWN: 0, TIER_DOUBTFUL_CLEAN: 0, TIER_NEW_TEXT: 0, TIER_RARE: 0, TIER_BOUNDARY: 1}
 
 
 def test_doubtful_clean_before_rare(setting):
@@ -348,3 +351,40 @@ def test_new_text_level_ignores_outdated_staff_labels(setting):
     # Five labels were given under another edition, so 15 staff-clean covers remain, too few, and
     # every clean verdict sets the level: the nearest-rank 90th percentile of 0 to 29 is 26.
     assert version_new_text_level(version) == 26.0
+
+
+# No trained model yet ------------------------------------------------------------------
+
+
+def test_without_model_queue_serves_unlabelled_covers_one_game_at_a_time():
+    game_a, (edition_a,) = make_game("Game A")
+    game_b, (edition_b,) = make_game("Game B")
+    a1, a2, a3 = make_listing(edition_a), make_listing(edition_a), make_listing(edition_a)
+    b1 = make_listing(edition_b)
+    labelled = make_listing(edition_b)
+    set_labels(labelled, ["clean"])
+    make_listing(edition_b, decode_error="not an image")
+
+    queue = build_queue()
+
+    assert [item.listing_id for item in queue] == [a1.pk, b1.pk, a2.pk, a3.pk]
+    assert {item.tier for item in queue} == {TIER_NO_MODEL}
+    assert [item.listing_id for item in build_queue(skipped=[b1.pk])] == [a1.pk, a2.pk, a3.pk]
+
+
+def test_without_model_outdated_labels_come_first():
+    game, (edition,) = make_game()
+    unlabelled = make_listing(edition)
+    relabel = make_listing(edition)
+    set_labels(relabel, ["margins"])
+    Verdict.objects.filter(listing=relabel).update(cover_id=unlabelled.cover_id)
+
+    queue = build_queue()
+
+    assert [(item.listing_id, item.tier) for item in queue] == [(relabel.pk, TIER_OUTDATED), (unlabelled.pk, TIER_NO_MODEL)]
+
+
+def test_active_model_ends_the_no_model_tier(setting):
+    edition, version = setting
+    make_listing(edition)
+    assert build_queue() == []

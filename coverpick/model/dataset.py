@@ -16,6 +16,9 @@ import numpy as np
 from coverpick.catalogue.models import Listing, Verdict, for_outdated
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, UNKNOWN
 
+# Training stops with fewer labelled covers than this.
+MIN_TRAINING_ROWS = 10
+
 
 class LabelLintError(ValueError):
     """Stored verdicts use a class name that LABEL_CLASSES does not contain."""

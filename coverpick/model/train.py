@@ -133,9 +133,9 @@ def catalogue_arrays(backbone_id: str, progress: bool = False) -> CatalogueArray
 def build_training_data(backbone_id: str, progress: bool = False) -> TrainingData:
     dataset.lint_labels()
     rows = dataset.training_rows()
-    if len(rows) < 10:
+    if len(rows) < dataset.MIN_TRAINING_ROWS:
         raise TrainingError(
-            f"Only {len(rows)} labelled covers with a usable image; at least 10 are needed. "
+            f"Only {len(rows)} labelled covers with a usable image; at least {dataset.MIN_TRAINING_ROWS} are needed. "
             "Import labels (coverpick import) or label covers on the labelling page first."
         )
     arrays = catalogue_arrays(backbone_id, progress)

@@ -28,6 +28,11 @@ five tiers, served in order, after two tiers of labelled covers to check again:
   where both of the two most probable classes are in that set and their
   probabilities differ by less than ``BOUNDARY_GAP``.
 
+Until a heads version is active there are no verdicts. Then the queue holds
+tier E and after it tier M: every usable cover without a manual-train label,
+one per game before a game's second (``unlabelled_covers``), so that a
+catalogue imported without labels can be labelled for its first training.
+
 Covers predicted as a well-supported class are not queued unless they are
 boundary cases, doubtful clean verdicts or clean verdicts with new text.
 Within a tier the least confident verdict comes first.
@@ -65,15 +70,17 @@ SUSPECT_LIMIT = 50
 SUSPECT_MIN_SCORE = 0.5
 
 TIER_OUTDATED = "E"
+TIER_NO_MODEL = "M"
 TIER_SUSPECT = "S"
 TIER_UNKNOWN = "A"
 TIER_DOUBTFUL_CLEAN = "D"
 TIER_NEW_TEXT = "N"
 TIER_RARE = "B"
 TIER_BOUNDARY = "C"
-TIER_ORDER = (TIER_OUTDATED, TIER_SUSPECT, TIER_UNKNOWN, TIER_DOUBTFUL_CLEAN, TIER_NEW_TEXT, TIER_RARE, TIER_BOUNDARY)
+TIER_ORDER = (TIER_OUTDATED, TIER_NO_MODEL, TIER_SUSPECT, TIER_UNKNOWN, TIER_DOUBTFUL_CLEAN, TIER_NEW_TEXT, TIER_RARE, TIER_BOUNDARY)
 TIER_DESCRIPTIONS = {
     TIER_OUTDATED: "its staff labels were given for an earlier image or edition of this listing",
+    TIER_NO_MODEL: "no trained model is active yet, and labels like this one start the first training",
     TIER_SUSPECT: "the label audit ranks its labels among the most likely to be wrong",
     TIER_UNKNOWN: "the model's verdict is unknown",
     TIER_DOUBTFUL_CLEAN: f"the model calls it clean but gives another class {DOUBT_LEVEL:.2f} or more",
@@ -218,6 +225,29 @@ def outdated_items(skipped: Collection[int] = ()) -> list[QueueItem]:
     return [QueueItem(listing_id, TIER_OUTDATED, "earlier image or edition", None) for listing_id in sorted(listing_ids)]
 
 
+def unlabelled_covers(skipped: Collection[int] = ()) -> list[QueueItem]:
+    """Queue items for every usable cover without a manual-train label, for a catalogue that has no trained model yet.
+
+    One cover of each game comes before a second cover of any, so the first
+    labels spread over many games instead of one game's listings.
+    """
+    labelled = Verdict.objects.filter(listing=OuterRef("pk"), source=Verdict.SOURCE_MANUAL_TRAIN)
+    rows = (
+        Listing.objects.filter(cover__isnull=False, cover__decode_error__isnull=True)
+        .exclude(Exists(labelled))
+        .exclude(pk__in=list(skipped))
+        .order_by("edition__game_id", "pk")
+        .values_list("pk", "edition__game_id")
+    )
+    seen: Counter[int] = Counter()
+    ordered = []
+    for listing_id, game_id in rows.iterator(chunk_size=2000):
+        ordered.append((seen[game_id], game_id, listing_id))
+        seen[game_id] += 1
+    ordered.sort()
+    return [QueueItem(listing_id, TIER_NO_MODEL, "no model", None) for _, _, listing_id in ordered]
+
+
 def build_queue(
     skipped: Iterable[int] = (),
     *,
@@ -229,13 +259,16 @@ def build_queue(
     """Return the whole queue in serving order, leaving out the listing ids in ``skipped``.
 
     ``version`` defaults to the active heads version. With none active, the
-    queue holds only the listings whose labels are outdated.
+    queue holds the listings whose labels are outdated, then every other
+    unlabelled cover (``unlabelled_covers``), so that staff can give the
+    labels the first training needs.
     """
     if version is None:
         version = ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).first()
     if version is None:
         # Outdated labels need no model verdict to be checked again.
-        return outdated_items(skipped)
+        # A listing with outdated labels has a manual-train row, so it is not also an unlabelled cover.
+        return outdated_items(skipped) + unlabelled_covers(skipped)
     rare = rare_classes(manual_label_counts(), rare_limit)
     skipped = set(skipped)
     verdicts = unlabelled_active_verdicts(version, skipped)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from coverpick.catalogue.models import ClassifierVersion, Listing, Verdict, for_earlier_edition, for_earlier_image, for_outdated
 from coverpick.labels import LABEL_CLASSES, LabelError
+from coverpick.model.dataset import MIN_TRAINING_ROWS
 from coverpick.web import labelling
 from coverpick.web.access import staff_required
 from coverpick.web.explain import pixel_size, top_probabilities
@@ -96,6 +97,7 @@ def _render_page(request, listing: Listing | None, queue: list, status: int = 20
         "chosen": chosen or [],
         "decided": labelling.decisions_made(request.session),
         "has_model": ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).exists(),
+        "min_training_rows": MIN_TRAINING_ROWS,
     }
     if listing is not None:
         context.update(_item_context(listing, queue, request.session))
