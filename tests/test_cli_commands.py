@@ -347,6 +347,57 @@ def test_evaluate_rejects_bad_reference_file(tmp_path, content, fragment):
     assert str(truth) in str(caught.value)
 
 
+def test_evaluate_names_every_bad_line(tmp_path):
+    truth = tmp_path / "truth.jsonl"
+    good = '{"shop": "a", "product_id": "1", "labels": ["clean"]}\n'
+    truth.write_text(good + "{oops\n" + good + '{"shop": "a", "product_id": "2"}\n' + "[]\n" * 11, encoding="utf-8")
+    with pytest.raises(CommandError) as caught:
+        call_command("evaluate", "--truth", str(truth), stdout=io.StringIO())
+    message = str(caught.value)
+    assert f"Reference file {truth} has 13 invalid lines: line 2: invalid JSON" in message
+    assert "; line 4: missing labels; line 5: the line is not a JSON object;" in message
+    assert "line 12: the line is not a JSON object; and 3 more." in message
+
+
+def test_evaluate_refuses_a_folder_as_reference(tmp_path):
+    with pytest.raises(CommandError, match=r"is a folder; pass the reference file itself .*truth\.jsonl"):
+        call_command("evaluate", "--truth", str(tmp_path), stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_evaluate_names_reference_rows_it_leaves_out():
+    from coverpick.model.evaluate import format_report, unused_reference_rows
+
+    _game, (edition,) = make_game()
+    scored, broken = make_listing(edition), make_listing(edition, decode_error="not an image")
+    truth = {
+        (scored.shop.code, scored.product_id): {"labels": ["clean"]},
+        (broken.shop.code, broken.product_id): {"labels": ["clean"]},
+        ("shop-a", "does-not-exist"): {"labels": ["clean"]},
+    }
+    records = [{"shop": scored.shop.code, "product_id": scored.product_id}]
+
+    rows = unused_reference_rows(truth, records)
+
+    assert (rows["read"], rows["scored"], rows["no_listing"], rows["no_usable_image"]) == (3, 1, 1, 1)
+    report = format_report(
+        {
+            "listings": 1,
+            "folds": 2,
+            "reference_rows": rows,
+            "per_class": {},
+            "defects_called_clean": 0.0,
+            "platform_accuracy": 1.0,
+            "platform_coverage": 1.0,
+            "primary_clean_rate": None,
+            "clean_at_goal": {"threshold": None, "recall": None},
+            "platform_at_goal": {"accuracy": None},
+        }
+    )
+    assert "Left out: 1 of the 3 reference rows name no listing of this catalogue (matched by shop and product_id): shop-a 'does-not-exist'" in report
+    assert f"Left out: 1 of the 3 reference rows name a listing without a usable image, which gets no verdict: shop-a {broken.product_id!r}" in report
+
+
 @pytest.mark.django_db
 def test_evaluate_rejects_reference_of_other_catalogue(tmp_path):
     _game, (edition,) = make_game()

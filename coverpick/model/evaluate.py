@@ -33,24 +33,65 @@ TRUTH_FORMAT = (
 )
 
 
+# Invalid lines of a reference file named in its error; the rest are counted.
+BAD_LINES_SHOWN = 10
+
+
 def load_truth(path: Path) -> dict[tuple[str, str], dict]:
-    """Read a reference file into {(shop, product_id): record}, checking every line before any training starts."""
+    """Read a reference file into {(shop, product_id): record}, checking every line before any training starts.
+
+    Raises TruthError naming the invalid lines (the first BAD_LINES_SHOWN of
+    them, and how many there are), so one run finds them all.
+    """
     truth = {}
+    problems = []
     try:
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
                     record = _truth_record(line)
                     if isinstance(record, str):
-                        raise TruthError(f"Reference file {path}, line {number}: {record}. {TRUTH_FORMAT}")
-                    truth[(record["shop"], str(record["product_id"]))] = record
+                        problems.append(f"line {number}: {record}")
+                    else:
+                        truth[(record["shop"], str(record["product_id"]))] = record
     except UnicodeDecodeError as exc:
         raise TruthError(f"Reference file {path} is not UTF-8 text ({exc.reason}). {TRUTH_FORMAT}") from exc
     except OSError as exc:
         raise TruthError(f"Reference file {path} cannot be read ({exc.strerror or exc}).") from exc
+    if len(problems) == 1:
+        raise TruthError(f"Reference file {path}, {problems[0]}. {TRUTH_FORMAT}")
+    if problems:
+        shown = "; ".join(problems[:BAD_LINES_SHOWN])
+        more = f"; and {len(problems) - BAD_LINES_SHOWN} more" if len(problems) > BAD_LINES_SHOWN else ""
+        raise TruthError(f"Reference file {path} has {len(problems)} invalid lines: {shown}{more}. {TRUTH_FORMAT}")
     if not truth:
         raise TruthError(f"Reference file {path} has no records. {TRUTH_FORMAT}")
     return truth
+
+
+# Reference rows named one by one in the report when they cannot be scored.
+UNUSED_ROWS_SHOWN = 5
+
+
+def unused_reference_rows(truth: dict[tuple[str, str], dict], records: list[dict]) -> dict:
+    """Count the reference rows that no out-of-fold record scored, and say why.
+
+    A row names no listing of the catalogue (a typing error, or another
+    catalogue's listing), or a listing without a usable image, which has no
+    features and so no verdict.
+    """
+    scored = {(record["shop"], str(record["product_id"])) for record in records}
+    known = {(shop, str(product_id)) for shop, product_id in Listing.objects.values_list("shop__code", "product_id")}
+    no_listing = [key for key in truth if key not in known]
+    no_image = [key for key in truth if key in known and key not in scored]
+    return {
+        "read": len(truth),
+        "scored": len(scored & set(truth)),
+        "no_listing": len(no_listing),
+        "no_listing_examples": [list(key) for key in no_listing[:UNUSED_ROWS_SHOWN]],
+        "no_usable_image": len(no_image),
+        "no_usable_image_examples": [list(key) for key in no_image[:UNUSED_ROWS_SHOWN]],
+    }
 
 
 def _truth_record(line: str) -> dict | str:
@@ -90,7 +131,9 @@ def cross_validate(
 ) -> dict:
     """Cross-validate the heads by game against reference labels; ``report``, if given, gets a line after each fold."""
     records = out_of_fold_records(truth_path, folds=folds, seed=seed, backbone_id=backbone_id, progress=progress, report=report)
-    return summarise(records, folds)
+    result = summarise(records, folds)
+    result["reference_rows"] = unused_reference_rows(load_truth(truth_path), records)
+    return result
 
 
 def out_of_fold_records(
@@ -283,8 +326,27 @@ def primary_clean_rate(records: list[dict]) -> float | None:
     return round(good / eligible, 4) if eligible else None
 
 
+def _unused_rows_lines(rows: dict | None) -> list[str]:
+    """Return the report's lines on reference rows left out of the scores, none when every row was scored."""
+    if not rows:
+        return []
+    lines = []
+    for count_key, examples_key, reason in (
+        ("no_listing", "no_listing_examples", "name no listing of this catalogue (matched by shop and product_id)"),
+        ("no_usable_image", "no_usable_image_examples", "name a listing without a usable image, which gets no verdict"),
+    ):
+        count = rows[count_key]
+        if count:
+            names = ", ".join(f"{shop} {product_id!r}" for shop, product_id in rows[examples_key])
+            more = f" and {count - len(rows[examples_key])} more" if count > len(rows[examples_key]) else ""
+            lines.append(f"Left out: {count} of the {rows['read']} reference rows {reason}: {names}{more}")
+    return lines
+
+
 def format_report(result: dict) -> list[str]:
-    lines = [f"Cross-validation over {result['listings']} listings, {result['folds']} folds grouped by game", ""]
+    lines = [f"Cross-validation over {result['listings']} listings, {result['folds']} folds grouped by game"]
+    lines.extend(_unused_rows_lines(result.get("reference_rows")))
+    lines.append("")
     lines.append(f"{'class':<15} {'recall':>7} {'mean':>6} {'± std':>6} {'n':>5}")
     for name, entry in result["per_class"].items():
         lines.append(f"{name:<15} {entry['recall']:>7.2f} {entry['mean']:>6.2f} {entry['std']:>6.2f} {entry['count']:>5}")

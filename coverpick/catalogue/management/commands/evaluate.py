@@ -20,6 +20,8 @@ class Command(BaseCommand):
         from coverpick.model.evaluate import TruthError, cross_validate, format_report
         from coverpick.model.train import TrainingError
 
+        if truth.is_dir():
+            raise CommandError(f"--truth {truth} is a folder; pass the reference file itself (for the sample, {truth / 'truth.jsonl'}).")
         if not truth.is_file():
             raise CommandError(f"Reference file {truth} not found.")
         if folds < 2:
