@@ -337,7 +337,11 @@ def test_cut_image_of_new_listing_counted_unusable(tmp_path):
     cover = Listing.objects.select_related("cover").get(product_id="3").cover
     assert cover.decode_error.startswith("image is truncated")
     assert summary.image_errors == 1
-    assert "listings without a usable image: 1" in "\n".join(summary.lines())
+    assert (summary.images_stored, summary.images_stored_undecodable) == (1, 1)
+    assert (
+        "Cover images newly stored: 1 (1 of them does not decode and is kept with the reason), "
+        "listings without a usable image: 1"
+    ) in summary.lines()
 
 
 def test_declined_image_not_stored(tmp_path, django_capture_on_commit_callbacks):
@@ -358,7 +362,7 @@ def test_declined_image_not_stored(tmp_path, django_capture_on_commit_callbacks)
         summary = quiet_import(tmp_path)
 
     assert len(summary.covers_kept) == 2
-    assert summary.images_stored == 0
+    assert (summary.images_stored, summary.images_stored_undecodable) == (0, 0)
     assert "Cover images newly stored: 0," in "\n".join(summary.lines())
     assert set(CoverImage.objects.values_list("path", flat=True)) == stored
     for path, image_format in ((cut_path, "JPEG"), (garbage_path, "")):

@@ -90,6 +90,9 @@ class ImportSummary:
     # Stored listings whose feed row matched what was stored, so nothing was written.
     listings_unchanged: int = 0
     images_stored: int = 0
+    # Of images_stored, those that do not decode. A new listing keeps such an
+    # image with the reason, which the game page and `sweep --rescan-verdicts error` show.
+    images_stored_undecodable: int = 0
     image_errors: int = 0
     image_problems: list[ImageProblem] = field(default_factory=list)
     # Listings whose image could not be read, fetched or decoded on this import, so
@@ -144,6 +147,13 @@ class ImportSummary:
     def listings(self) -> int:
         return self.listings_created + self.listings_updated + self.listings_unchanged
 
+    def _undecodable_note(self) -> str:
+        count = self.images_stored_undecodable
+        if not count:
+            return ""
+        verb, be = ("does", "is") if count == 1 else ("do", "are")
+        return f" ({count} of them {verb} not decode and {be} kept with the reason)"
+
     def lines(self) -> list[str]:
         feed_files = self.feed_files_read + self.feed_files_skipped
         lines = [
@@ -151,7 +161,8 @@ class ImportSummary:
             f"Feed rows read: {self.rows_read}, refused: {self.rows_refused}",
             f"Listings created: {self.listings_created}, updated: {self.listings_updated}, "
             f"unchanged: {self.listings_unchanged}",
-            f"Cover images newly stored: {self.images_stored}, listings without a usable image: {self.image_errors}",
+            f"Cover images newly stored: {self.images_stored}{self._undecodable_note()}, "
+            f"listings without a usable image: {self.image_errors}",
         ]
         lines.extend(listing_lines(self.image_problems))
         lines += [
@@ -705,6 +716,8 @@ def _discard_declined(cover, kept_cover_id: int, summary: ImportSummary) -> None
         return
     summary.stored_ids.discard(cover.pk)
     summary.images_stored -= 1
+    if cover.decode_error:
+        summary.images_stored_undecodable -= 1
     path = cover.path
     cover.delete()
     # After the commit, so that a row rolled back still finds its file. By
@@ -762,6 +775,7 @@ def _store_cover(row: FeedRow, catalogue_dir: Path, summary: ImportSummary, prev
     cover, created = store_image_created(data)
     if created:
         summary.images_stored += 1
+        summary.images_stored_undecodable += bool(cover.decode_error)
         summary.stored_ids.add(cover.pk)
     return cover, None, validators
 
