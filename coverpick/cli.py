@@ -8,6 +8,12 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--version"]:
+        # Django's own --version would print Django's version.
+        from importlib.metadata import version
+
+        print(f"coverpick {version('coverpick')}")
+        return 0
     if args[:2] == ["help", "tick"]:
         args = ["tick", "--help"]
     if args and args[0] == "tick":
@@ -68,7 +74,7 @@ def _missing_sqlite_database(args: list[str]) -> str | None:
         return None
     if any(argument in ("-h", "--help") for argument in args[1:]):
         return None
-    from coverpick.conf import SettingError, home, sqlite_path
+    from coverpick.conf import SettingError, file_in_the_way, home, sqlite_path
 
     try:
         path = sqlite_path()
@@ -76,6 +82,11 @@ def _missing_sqlite_database(args: list[str]) -> str | None:
         return None
     if path.is_file():
         return None
+    if file_in_the_way(path.parent) is not None:
+        return (
+            f"COVERPICK_HOME={str(home())!r} cannot be used as coverpick's folder (a file is in the way). "
+            "Set COVERPICK_HOME to a folder that exists or that coverpick may create."
+        )
     return (
         f"No database at {path} (COVERPICK_HOME is {home()}). Check COVERPICK_HOME, "
         "or run `coverpick migrate` to create the catalogue there, then run this command again."

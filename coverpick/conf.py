@@ -64,6 +64,12 @@ def text_cache_dir() -> Path:
     )
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """Return the nearest of ``path`` and its parents that exists when it is a file, not a folder; else None."""
+    existing = next((folder for folder in (path, *path.parents) if folder.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
 def make_folder(folder: Path, problem: str, fix: str) -> Path:
     """Create ``folder`` if needed and return it. Raise SettingError with ``problem``, the cause and ``fix`` when that fails."""
     try:

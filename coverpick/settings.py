@@ -58,18 +58,28 @@ TEMPLATES = [
 WSGI_APPLICATION = "coverpick.wsgi.application"
 
 SQLITE_BUSY_TIMEOUT_S = 30
+# The database engines coverpick is tested on.
+SUPPORTED_ENGINES = ("django.db.backends.postgresql", "django.db.backends.sqlite3")
 
 
 def _database() -> dict:
     url = os.environ.get("DATABASE_URL")
     if url:
         try:
-            return dj_database_url.parse(url, conn_max_age=60)
+            database = dj_database_url.parse(url, conn_max_age=60)
         except ValueError as exc:
             raise conf.SettingError(
                 f"DATABASE_URL={url!r} is invalid ({exc}). Use postgresql://user:password@host:port/name, "
                 "or unset it to use SQLite in COVERPICK_HOME."
             ) from None
+        if database["ENGINE"] not in SUPPORTED_ENGINES:
+            # The URL may hold a password, so only its scheme is repeated.
+            scheme = url.split(":", 1)[0]
+            raise conf.SettingError(
+                f"DATABASE_URL uses {scheme}://, which coverpick does not support. Use "
+                "postgresql://user:password@host:port/name, or unset it to use SQLite in COVERPICK_HOME."
+            )
+        return database
     path = conf.sqlite_path()
     conf.make_folder(
         path.parent,

@@ -63,9 +63,14 @@ def count_pending() -> int | None:
             raise TickError(f"connection to the PostgreSQL database in DATABASE_URL failed ({exc}). Check that the server is running and the URL is right.") from exc
     import sqlite3
 
-    from coverpick.conf import sqlite_path
+    from coverpick.conf import file_in_the_way, home, sqlite_path
 
     path = sqlite_path()
+    if file_in_the_way(path.parent) is not None:
+        raise TickError(
+            f"COVERPICK_HOME={str(home())!r} cannot be used as coverpick's folder (a file is in the way). "
+            "Set COVERPICK_HOME to a folder that exists or that coverpick may create."
+        )
     if not path.is_file():
         raise TickError(
             f"no database at {path}. Check COVERPICK_HOME, or run `coverpick migrate` and `coverpick import` to create the catalogue."
@@ -85,7 +90,11 @@ def count_pending() -> int | None:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] in {"-h", "--help"}:
-        print(f"{USAGE}\n\nSweep pending listings with the active heads; exit at once when there are none.")
+        print(
+            f"{USAGE}\n\nSweep pending listings with the active heads and choose every game's primary cover again; "
+            "exit at once when there are none.\n\noptions:\n"
+            "  --quiet  print nothing when no listing is pending (errors and the sweep's summary still print)"
+        )
         return 0
     unknown = [argument for argument in argv if argument != "--quiet"]
     if unknown:

@@ -408,16 +408,32 @@ def test_evaluate_rejects_reference_of_other_catalogue(tmp_path):
         call_command("evaluate", "--truth", str(truth), stdout=io.StringIO())
 
 
+@pytest.mark.parametrize("command", ["migrate", "rank", "tick"])
 @pytest.mark.parametrize("below", ["", "sub"])
-def test_home_blocked_by_file_is_worded(tmp_path, below):
+def test_home_blocked_by_file_is_worded(tmp_path, below, command):
     blocker = tmp_path / "afile"
     blocker.write_text("not a folder", encoding="utf-8")
     home = blocker / below if below else blocker
-    result = run_cli(home, "migrate")
+    result = run_cli(home, command)
     assert result.returncode == 1
     assert f"COVERPICK_HOME={str(home)!r} cannot be used as coverpick's folder (a file is in the way)" in result.stderr
     assert "Traceback" not in result.stderr
     assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_version_is_coverpicks(tmp_path):
+    from importlib.metadata import version
+
+    result = run_cli(tmp_path, "--version")
+    assert (result.returncode, result.stdout) == (0, f"coverpick {version('coverpick')}\n")
+
+
+def test_unsupported_database_url_is_worded(tmp_path):
+    result = run_cli(tmp_path, "rank", DATABASE_URL="mysql://user:secret@127.0.0.1/db")
+    assert result.returncode == 1
+    assert "DATABASE_URL uses mysql://, which coverpick does not support. Use postgresql://" in result.stderr
+    assert "secret" not in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_empty_home_means_default(tmp_path):
