@@ -126,6 +126,17 @@ def test_label_page_bad_listing_parameter(staff_client):
     assert staff_client.get("/admin/label/covers/", {"listing": "999999"}).status_code == 404
 
 
+def test_bad_request_body_is_plain_text(staff_client):
+    """The message quotes what was sent, so it must not be read as HTML."""
+    response = staff_client.get("/admin/label/covers/", {"listing": "<img src=x onerror=alert(1)>"})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert "'<img src=x onerror=alert(1)>'" in response.content.decode()
+    missing = staff_client.post("/admin/label/covers/save/", {"labels": ["clean"]})
+    assert missing["Content-Type"] == "text/plain; charset=utf-8"
+    assert missing.content.decode() == "Missing or invalid listing id: post listing=<id>."
+
+
 def test_rules_in_page_match_server_rules(staff_client, queued):
     response = staff_client.get("/admin/label/covers/")
     body = response.content.decode()

@@ -7,7 +7,6 @@ import logging
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Prefetch
-from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
@@ -18,6 +17,7 @@ from coverpick.web.access import is_staff, staff_required
 from coverpick.web.explain import annotate_platforms, describe_candidates, pixel_size
 from coverpick.web.page_cache import anonymous_page_cache
 from coverpick.web.prices import best_prices, best_prices_by_game
+from coverpick.web.views import bad_request
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +117,10 @@ def pin(request, game_id: int):
     try:
         listing_id = int(request.POST.get("listing", ""))
     except ValueError:
-        return HttpResponseBadRequest("Missing or invalid listing id: post listing=<id> of one of this game's listings.")
+        return bad_request("Missing or invalid listing id: post listing=<id> of one of this game's listings.")
     listing = Listing.objects.select_related("edition").filter(pk=listing_id, edition__game=game).first()
     if listing is None:
-        return HttpResponseBadRequest(f"Listing {listing_id} is not a candidate cover of game {game.pk}.")
+        return bad_request(f"Listing {listing_id} is not a candidate cover of game {game.pk}.")
 
     pin_cover(listing, request.user)
     compute_primaries(Game.objects.filter(pk=game.pk))

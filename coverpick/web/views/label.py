@@ -6,7 +6,6 @@ import logging
 
 from django.contrib import messages
 from django.db.models import Exists, OuterRef, Subquery
-from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -18,6 +17,7 @@ from coverpick.web import labelling
 from coverpick.web.access import staff_required
 from coverpick.web.explain import pixel_size, top_probabilities
 from coverpick.web.queue import TIER_DESCRIPTIONS, build_queue, queue_counts
+from coverpick.web.views import bad_request
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def label_page(request):
     requested = request.GET.get("listing")
     if requested:
         if not requested.isdigit():
-            return HttpResponseBadRequest(f"Invalid listing id {requested!r}: expected a number.")
+            return bad_request(f"Invalid listing id {requested!r}: expected a number.")
         return _render_page(request, _load_listing(int(requested)), queue)
     listing = _load_listing(queue[0].listing_id) if queue else None
     return _render_page(request, listing, queue)
@@ -130,7 +130,7 @@ def label_save(request):
     """Store the posted label set for one listing, then show the next cover."""
     listing_id = _listing_id(request)
     if listing_id is None:
-        return HttpResponseBadRequest("Missing or invalid listing id: post listing=<id>.")
+        return bad_request("Missing or invalid listing id: post listing=<id>.")
     listing = _load_listing(listing_id)
     chosen = request.POST.getlist("labels")
     try:
@@ -149,7 +149,7 @@ def label_skip(request):
     """Hide one listing from this session's queue without writing anything to the catalogue."""
     listing_id = _listing_id(request)
     if listing_id is None:
-        return HttpResponseBadRequest("Missing or invalid listing id: post listing=<id>.")
+        return bad_request("Missing or invalid listing id: post listing=<id>.")
     labelling.remember_skip(request.session, listing_id)
     messages.info(request, f"Skipped listing {listing_id} for this session.")
     return redirect("web:label")
@@ -204,7 +204,7 @@ def label_grid(request):
         shown_ids = _id_list(request.POST.getlist("shown"))
         ticked_ids = _id_list(request.POST.getlist("confirm"))
         if shown_ids is None or ticked_ids is None:
-            return HttpResponseBadRequest("Invalid listing id: the grid posts numeric ids only.")
+            return bad_request("Invalid listing id: the grid posts numeric ids only.")
         # A ticked id that the page did not show is ignored.
         confirmed = [listing_id for listing_id in shown_ids if listing_id in set(ticked_ids)]
         listings = Listing.objects.select_related("edition").filter(pk__in=confirmed)
