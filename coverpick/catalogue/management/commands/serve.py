@@ -104,7 +104,7 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
         argv = gunicorn_argv(host, port, workers)
         logger.info("Starting gunicorn: bind=%s:%s workers=%s debug=%s", host, port, workers, settings.DEBUG)
-        self.stdout.write(f"Starting gunicorn on http://{host}:{port}/ with {workers} workers")
+        self.stdout.write(f"Starting gunicorn on http://{host}:{port}/ with {workers} worker{'s' if workers != 1 else ''}")
         self.stdout.flush()
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coverpick.settings")
         # exec replaces this process, so signals from a supervisor reach gunicorn directly.
