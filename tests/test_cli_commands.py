@@ -35,6 +35,8 @@ def test_shop_order_reranks_primaries(two_shop_game):
     game.refresh_from_db()
     assert game.primary_listing_id == second.pk
     assert "primary covers re-ranked" in out.getvalue()
+    lines = out.getvalue().splitlines()
+    assert lines[-3:] == ["preference  listings  shop", "         0         1  shop-b", "         1         1  shop-a"]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Count
 
 from coverpick.catalogue.models import Shop, save_shop_order
 
@@ -19,8 +20,13 @@ class Command(BaseCommand):
     def handle(self, order, **options):
         if order is not None:
             self._set_order(order)
-        for shop in Shop.objects.order_by("preference", "code"):
-            self.stdout.write(f"{shop.preference:>4}  {shop.code}")
+        shops = Shop.objects.annotate(listing_count=Count("listings")).order_by("preference", "code")
+        if not shops:
+            self.stdout.write("No shops yet: `coverpick import` adds one per feed file.")
+            return
+        self.stdout.write("preference  listings  shop")
+        for shop in shops:
+            self.stdout.write(f"{shop.preference:>10}  {shop.listing_count:>8}  {shop.code}")
 
     def _set_order(self, order: str) -> None:
         from coverpick.ranking import compute_primaries
