@@ -149,6 +149,37 @@ def test_calibrate_reports_clean_recall_and_warns_when_low():
     assert lenient_lines[platform_title + 1] == header
 
 
+def test_platform_threshold_never_below_the_floor():
+    """The answered covers reach the accuracy together long before the least sure answers are any good."""
+    from types import SimpleNamespace
+
+    from coverpick.model.calibration import OutOfFold, calibrate, format_calibration
+
+    rng = np.random.default_rng(3)
+    rows = 500
+    truth = rng.integers(0, 4, rows)
+    sure = rng.random(rows) < 0.9
+    logits = rng.normal(size=(rows, 4))
+    # Nine covers in ten get a sure, right answer; the rest a guess among four families.
+    logits[sure, truth[sure]] += 8.0
+    platform = softmax(logits)
+    quality = softmax(rng.normal(size=(rows, len(LABEL_CLASSES))))
+    label_sets = [["clean"]] * rows
+    targets = np.array([[1.0 if name == "clean" else 0.0 for name in LABEL_CLASSES]] * rows)
+    data = SimpleNamespace(targets=targets, label_sets=label_sets, platform_targets=truth)
+    oof = OutOfFold(quality=quality, platform=platform, folds=5)
+
+    free = calibrate(data, oof, platform_accuracy=0.9)
+    floored = calibrate(data, oof, platform_accuracy=0.9, platform_floor=0.7)
+
+    assert free.platform_threshold < 0.7
+    assert floored.platform_threshold == 0.7
+    assert floored.platform_coverage < free.platform_coverage
+    lines = format_calibration(floored, 0.95, 0.9)
+    assert any("below 0.70, the configured PLATFORM_THRESHOLD, which is kept" in line for line in lines)
+    assert not any("PLATFORM_THRESHOLD" in line for line in format_calibration(free, 0.95, 0.9))
+
+
 def probabilities(**given: float) -> np.ndarray:
     row = np.full(len(LABEL_CLASSES), 0.001)
     for name, value in given.items():

@@ -133,10 +133,22 @@ class Calibration:
     # and share of covers that still get a platform verdict at the platform threshold.
     clean_recall: float = 0.0
     platform_coverage: float = 0.0
+    # The platform threshold is never set below this (see calibrate).
+    platform_floor: float = 0.0
 
 
-def calibrate(data, oof: OutOfFold, clean_precision: float = 0.95, platform_accuracy: float = 0.95) -> Calibration:
-    """Fit temperatures on out-of-fold predictions and choose the clean and platform thresholds."""
+def calibrate(
+    data, oof: OutOfFold, clean_precision: float = 0.95, platform_accuracy: float = 0.95, platform_floor: float = 0.0
+) -> Calibration:
+    """Fit temperatures on out-of-fold predictions and choose the clean and platform thresholds.
+
+    The platform threshold is the lowest one at which the answered covers
+    reach ``platform_accuracy`` together, but never below ``platform_floor``.
+    Accuracy over all answered covers can stay high while the least sure
+    answers are mostly wrong, and a wrong platform answer demotes a cover as
+    wrong_console, so the platform head should abstain more readily than
+    the average allows.
+    """
     targets = data.targets
     quality_t = fit_temperature(oof.quality, targets)
     quality = apply_temperature(oof.quality, quality_t)
@@ -151,7 +163,7 @@ def calibrate(data, oof: OutOfFold, clean_precision: float = 0.95, platform_accu
     truly_clean = np.array(["clean" in labels for labels in data.label_sets])
     clean_threshold = threshold_for_precision(quality[said_clean, clean], truly_clean[said_clean], clean_precision, 0.0)
     platform_correct = platform.argmax(axis=1) == data.platform_targets[known]
-    platform_threshold = threshold_for_precision(platform.max(axis=1), platform_correct, platform_accuracy, 0.0)
+    platform_threshold = threshold_for_precision(platform.max(axis=1), platform_correct, platform_accuracy, platform_floor)
 
     kept_clean = said_clean & truly_clean & (quality[:, clean] >= clean_threshold)
     clean_recall = float(kept_clean.sum() / max(1, truly_clean.sum()))
@@ -170,6 +182,7 @@ def calibrate(data, oof: OutOfFold, clean_precision: float = 0.95, platform_accu
         platform_table=reliability_table(platform, platform_correct),
         clean_recall=round(clean_recall, 4),
         platform_coverage=round(platform_coverage, 4),
+        platform_floor=platform_floor,
     )
 
 
@@ -197,6 +210,11 @@ def format_calibration(result: Calibration, clean_precision: float, platform_acc
         f"Platform threshold for platform accuracy {platform_accuracy:.2f}: {result.platform_threshold:.3f} "
         f"(the head answers for {result.platform_coverage:.0%} of covers)"
     )
+    if result.platform_floor and result.platform_threshold == result.platform_floor:
+        lines.append(
+            f"  The accuracy is reached below {result.platform_floor:.2f}, the configured PLATFORM_THRESHOLD, which is kept: "
+            "a wrong platform answer demotes a cover, so the head abstains at least as readily as configured."
+        )
     if result.clean_recall < LOW_CLEAN_RECALL:
         lines.append(
             f"Warning: at this clean threshold most clean covers would become unknown. "

@@ -22,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="Hide the progress bar and the lines that mark each fold done")
 
     def handle(self, folds, clean_precision, platform_accuracy, seed, apply, activate, quiet, **options):
+        from coverpick import conf
         from coverpick.model.calibration import calibrate, format_calibration, out_of_fold
         from coverpick.model.heads import CheckpointMismatch
         from coverpick.model.train import TrainingError, build_training_data
@@ -34,13 +35,15 @@ class Command(BaseCommand):
         for name, value in (("--clean-precision", clean_precision), ("--platform-accuracy", platform_accuracy)):
             if not 0.0 < value <= 1.0:
                 raise CommandError(f"{name} must be in (0, 1], got {value}.")
+        # Read before the cross-validation, so a bad PLATFORM_THRESHOLD stops the command at once.
+        platform_floor = conf.platform_threshold()
         try:
             version, heads = load_active_heads()
             data = build_training_data(heads.backbone, progress=not quiet)
         except (NoActiveModel, TrainingError, CheckpointMismatch, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from exc
         oof = out_of_fold(data, folds=folds, seed=seed, progress=None if quiet else self.stdout.write)
-        result = calibrate(data, oof, clean_precision, platform_accuracy)
+        result = calibrate(data, oof, clean_precision, platform_accuracy, platform_floor=platform_floor)
         for line in format_calibration(result, clean_precision, platform_accuracy):
             self.stdout.write(line)
         if not apply:
