@@ -142,12 +142,12 @@ def calibrate(
 ) -> Calibration:
     """Fit temperatures on out-of-fold predictions and choose the clean and platform thresholds.
 
-    The platform threshold is the lowest one at which the answered covers
-    reach ``platform_accuracy`` together, but never below ``platform_floor``.
-    Accuracy over all answered covers can stay high while the least sure
-    answers are mostly wrong, and a wrong platform answer demotes a cover as
-    wrong_console, so the platform head should abstain more readily than
-    the average allows.
+    The platform threshold is the lowest one at which the covers given a
+    platform verdict reach ``platform_accuracy`` together, but never below
+    ``platform_floor``. Accuracy over all those covers can stay high while
+    the least sure verdicts are mostly wrong, and a wrong platform verdict
+    demotes a cover as wrong_console, so the platform head should abstain
+    more readily than the average allows.
     """
     targets = data.targets
     quality_t = fit_temperature(oof.quality, targets)

@@ -74,7 +74,7 @@ UNUSED_ROWS_SHOWN = 5
 
 
 def unused_reference_rows(truth: dict[tuple[str, str], dict], records: list[dict]) -> dict:
-    """Count the reference rows that no out-of-fold record scored, and say why.
+    """Count the reference rows that no out-of-fold record scored, by reason.
 
     A row names no listing of the catalogue (a typing error, or another
     catalogue's listing), or a listing without a usable image, which has no

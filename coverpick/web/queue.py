@@ -28,8 +28,8 @@ five tiers, served in order, after two tiers of labelled covers to check again:
   where both of the two most probable classes are in that set and their
   probabilities differ by less than ``BOUNDARY_GAP``.
 
-Until a heads version is active there are no verdicts. Then the queue holds
-tier E and after it tier M: every usable cover without a manual-train label,
+Until a heads version is active there are no verdicts. Then the queue contains
+tier E, then tier M: every usable cover without a manual-train label,
 one per game before a game's second (``unlabelled_covers``), so that a
 catalogue imported without labels can be labelled for its first training.
 
@@ -259,7 +259,7 @@ def build_queue(
     """Return the whole queue in serving order, leaving out the listing ids in ``skipped``.
 
     ``version`` defaults to the active heads version. With none active, the
-    queue holds the listings whose labels are outdated, then every other
+    queue contains the listings whose labels are outdated, then every other
     unlabelled cover (``unlabelled_covers``), so that staff can give the
     labels the first training needs.
     """
