@@ -423,6 +423,14 @@ def test_home_blocked_by_file_is_worded(tmp_path, below, command):
     assert blocker.read_text(encoding="utf-8") == "not a folder"
 
 
+def test_demo_checks_the_catalogue_before_migrating(tmp_path):
+    home = tmp_path / "home"
+    result = run_cli(home, "demo", "--catalogue", str(tmp_path / "missing"))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'missing'} has no feeds/ folder. Pass a catalogue folder, or omit --catalogue." in result.stderr
+    assert not (home / "coverpick.sqlite3").exists()
+
+
 def test_version_is_coverpicks(tmp_path):
     from importlib.metadata import version
 

@@ -22,9 +22,10 @@ class Command(BaseCommand):
     def handle(self, catalogue, games, **options):
         if games < 1:
             raise CommandError(f"--games must be at least 1, got {games}.")
-        call_command("migrate", verbosity=0)
+        # Checked before the migration, so a mistyped folder leaves the home as it was.
         if catalogue is not None and not (catalogue / "feeds").is_dir():
             raise CommandError(f"{catalogue} has no feeds/ folder. Pass a catalogue folder, or omit --catalogue.")
+        call_command("migrate", verbosity=0)
         if catalogue is not None:
             self._run(catalogue)
             return
