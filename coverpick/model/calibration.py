@@ -213,7 +213,7 @@ def format_calibration(result: Calibration, clean_precision: float, platform_acc
     if result.platform_floor and result.platform_threshold == result.platform_floor:
         lines.append(
             f"  The accuracy is reached below {result.platform_floor:.2f}, the configured PLATFORM_THRESHOLD, which is kept: "
-            "a wrong platform answer demotes a cover, so the head abstains at least as readily as configured."
+            "a wrong platform verdict demotes a cover, so the head abstains at least as readily as configured."
         )
     if result.clean_recall < LOW_CLEAN_RECALL:
         lines.append(
