@@ -226,7 +226,8 @@ def test_no_labels_summary_says_so(tmp_path):
     read = run_import(tmp_path)[0].lines()
 
     assert skipped[-1] == "Label file: not read (--no-labels, or no labels.jsonl in the catalogue folder)"
-    assert read[-1].startswith("Label rows imported: 1,")
+    assert read[-2].startswith("Label rows imported: 1,")
+    assert read[-1] == "Primary covers chosen again for 1 game whose labels, reviews or pins changed"
 
 
 def test_image_problems_listed(tmp_path):
