@@ -367,9 +367,15 @@ def test_without_model_queue_serves_unlabelled_covers_one_game_at_a_time():
 
     queue = build_queue()
 
-    assert [item.listing_id for item in queue] == [a1.pk, b1.pk, a2.pk, a3.pk]
+    # Game B has a labelled cover already, so its next one waits for game A's first.
+    assert [item.listing_id for item in queue] == [a1.pk, a2.pk, b1.pk, a3.pk]
     assert {item.tier for item in queue} == {TIER_NO_MODEL}
     assert [item.listing_id for item in build_queue(skipped=[b1.pk])] == [a1.pk, a2.pk, a3.pk]
+
+    # Labels saved meanwhile count too: each game now has one.
+    b2 = make_listing(edition_b)
+    set_labels(a1, ["clean"])
+    assert [item.listing_id for item in build_queue()] == [a2.pk, b1.pk, a3.pk, b2.pk]
 
 
 def test_without_model_outdated_labels_come_first():

@@ -29,9 +29,10 @@ five tiers, served in order, after two tiers of labelled covers to check again:
   probabilities differ by less than ``BOUNDARY_GAP``.
 
 Until a heads version is active there are no verdicts. Then the queue contains
-tier E, then tier M: every usable cover without a manual-train label,
-one per game before a game's second (``unlabelled_covers``), so that a
-catalogue imported without labels can be labelled for its first training.
+tier E, then tier M: every usable cover without a manual-train label, those
+of the games with the fewest labelled covers first (``unlabelled_covers``),
+so that a catalogue imported without labels can be labelled for its first
+training.
 
 Covers predicted as a well-supported class are not queued unless they are
 boundary cases, doubtful clean verdicts or clean verdicts with new text.
@@ -228,18 +229,20 @@ def outdated_items(skipped: Collection[int] = ()) -> list[QueueItem]:
 def unlabelled_covers(skipped: Collection[int] = ()) -> list[QueueItem]:
     """Queue items for every usable cover without a manual-train label, for a catalogue that has no trained model yet.
 
-    One cover of each game comes before a second cover of any, so the first
-    labels spread over many games instead of one game's listings.
+    A cover of a game with fewer labelled covers comes first, counting the
+    game's covers served before it, so the first labels spread over many
+    games instead of one game's listings, also after some are saved.
     """
     labelled = Verdict.objects.filter(listing=OuterRef("pk"), source=Verdict.SOURCE_MANUAL_TRAIN)
+    usable = Listing.objects.filter(cover__isnull=False, cover__decode_error__isnull=True)
+    labels_per_game = Counter(usable.filter(Exists(labelled)).values_list("edition__game_id", flat=True).iterator(chunk_size=2000))
     rows = (
-        Listing.objects.filter(cover__isnull=False, cover__decode_error__isnull=True)
-        .exclude(Exists(labelled))
+        usable.exclude(Exists(labelled))
         .exclude(pk__in=list(skipped))
         .order_by("edition__game_id", "pk")
         .values_list("pk", "edition__game_id")
     )
-    seen: Counter[int] = Counter()
+    seen: Counter[int] = Counter(labels_per_game)
     ordered = []
     for listing_id, game_id in rows.iterator(chunk_size=2000):
         ordered.append((seen[game_id], game_id, listing_id))
