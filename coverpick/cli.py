@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"coverpick: {exc}\n")
         return 1
     except (OperationalError, ProgrammingError) as exc:
+        if isinstance(exc, OperationalError) and _unreachable(exc):
+            sys.stderr.write(
+                f"coverpick: cannot connect to the database in DATABASE_URL ({' '.join(str(exc).split())}). "
+                "Check that the server is running and that the URL's host, port, user and database are right.\n"
+            )
+            return 1
         if not _missing_table(exc):
             raise
         from django.conf import settings
@@ -128,6 +134,12 @@ def schema_behind_message(command: str) -> str | None:
         "was not run and nothing was changed. Run `coverpick migrate` with the same COVERPICK_HOME or DATABASE_URL, "
         "then run this command again."
     )
+
+
+def _unreachable(error: Exception) -> bool:
+    """Tell whether a database error means no session could be opened (PostgreSQL wording)."""
+    text = str(error)
+    return "connection to server" in text or "could not connect" in text or "password authentication failed" in text
 
 
 def _missing_table(error: Exception) -> bool:

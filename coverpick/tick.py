@@ -49,7 +49,10 @@ def count_pending() -> int | None:
     url = os.environ.get("DATABASE_URL")
     if url:
         if not url.startswith(("postgres://", "postgresql://")):
-            raise SystemExit(f"coverpick tick: DATABASE_URL scheme of {url.split(':', 1)[0]!r} is not supported; use postgresql:// or unset it for SQLite.")
+            raise SystemExit(
+                f"coverpick tick: DATABASE_URL uses {url.split(':', 1)[0]}://, which coverpick does not support. "
+                "Use postgresql://user:password@host:port/name, or unset it to use SQLite in COVERPICK_HOME."
+            )
         import psycopg
 
         try:

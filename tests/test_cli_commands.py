@@ -362,8 +362,13 @@ def test_evaluate_names_every_bad_line(tmp_path):
 
 
 def test_evaluate_refuses_a_folder_as_reference(tmp_path):
-    with pytest.raises(CommandError, match=r"is a folder; pass the reference file itself .*truth\.jsonl"):
+    with pytest.raises(CommandError) as caught:
         call_command("evaluate", "--truth", str(tmp_path), stdout=io.StringIO())
+    assert str(caught.value) == f"--truth {tmp_path} is a folder; pass the reference file itself."
+    (tmp_path / "truth.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(CommandError) as caught:
+        call_command("evaluate", "--truth", str(tmp_path), stdout=io.StringIO())
+    assert str(caught.value) == f"--truth {tmp_path} is a folder; pass the reference file itself ({tmp_path / 'truth.jsonl'}?)."
 
 
 @pytest.mark.django_db
@@ -438,8 +443,9 @@ def test_version_is_coverpicks(tmp_path):
     assert (result.returncode, result.stdout) == (0, f"coverpick {version('coverpick')}\n")
 
 
-def test_unsupported_database_url_is_worded(tmp_path):
-    result = run_cli(tmp_path, "rank", DATABASE_URL="mysql://user:secret@127.0.0.1/db")
+@pytest.mark.parametrize("command", ["rank", "tick"])
+def test_unsupported_database_url_is_worded(tmp_path, command):
+    result = run_cli(tmp_path, command, DATABASE_URL="mysql://user:secret@127.0.0.1/db")
     assert result.returncode == 1
     assert "DATABASE_URL uses mysql://, which coverpick does not support. Use postgresql://" in result.stderr
     assert "secret" not in result.stderr

@@ -38,3 +38,24 @@ def test_postgresql_session_runs_without_jit():
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone() == ("off",)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")),
+    reason="needs the PostgreSQL server of DATABASE_URL; set DATABASE_URL to a PostgreSQL database to run it",
+)
+def test_refused_postgresql_login_is_worded(tmp_path):
+    from urllib.parse import urlsplit, urlunsplit
+
+    from tests.test_cli_commands import run_cli
+
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    netloc = f"{parts.username}:not-the-password@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    wrong = urlunsplit(parts._replace(netloc=netloc))
+    result = run_cli(tmp_path, "shops", DATABASE_URL=wrong)
+    assert result.returncode == 1
+    assert result.stderr.startswith("coverpick: cannot connect to the database in DATABASE_URL (")
+    assert "password authentication failed" in result.stderr
+    assert "Check that the server is running" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "not-the-password" not in result.stderr

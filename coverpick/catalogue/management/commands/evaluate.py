@@ -21,7 +21,9 @@ class Command(BaseCommand):
         from coverpick.model.train import TrainingError
 
         if truth.is_dir():
-            raise CommandError(f"--truth {truth} is a folder; pass the reference file itself (for the sample, {truth / 'truth.jsonl'}).")
+            inside = truth / "truth.jsonl"
+            hint = f" ({inside}?)" if inside.is_file() else ""
+            raise CommandError(f"--truth {truth} is a folder; pass the reference file itself{hint}.")
         if not truth.is_file():
             raise CommandError(f"Reference file {truth} not found.")
         if folds < 2:
