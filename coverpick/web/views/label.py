@@ -99,6 +99,8 @@ def _render_page(request, listing: Listing | None, queue: list, status: int = 20
         "has_model": ClassifierVersion.objects.filter(kind=ClassifierVersion.KIND_HEADS, is_active=True).exists(),
         "min_training_rows": MIN_TRAINING_ROWS,
     }
+    if not context["has_model"]:
+        context["labelled_count"] = Verdict.objects.filter(source=Verdict.SOURCE_MANUAL_TRAIN).exclude(for_outdated()).count()
     if listing is not None:
         context.update(_item_context(listing, queue, request.session))
         if chosen is None:
