@@ -43,10 +43,14 @@ IOPRIO_CLASS_SHIFT = 13
 
 
 def apply_throttle() -> list[str]:
-    """Apply every throttle step to this process and return one line per step for the operator."""
+    """Apply every throttle step to this process and return one line per step for the operator.
+
+    The caller prints the lines, so they are logged at debug level only and
+    do not appear twice on a terminal.
+    """
     lines = [set_niceness(), set_idle_io_class(), pin_to_one_cpu(), limit_threads()]
     for line in lines:
-        logger.info("%s", line)
+        logger.debug("%s", line)
     return lines
 
 
