@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print("found: given the notice's class; clean: called clean; queued: called clean, but asked about for its new text")
+    print("found: given the notice's class; clean: called clean; queued: called clean, but queued for its new text")
     print(f"{'class':<16}" + "".join(f"{label + ': found / clean / queued':>40}" for label in results))
     for name in NOTICE_CLASSES:
         cells = []

@@ -150,7 +150,7 @@ def test_calibrate_reports_clean_recall_and_warns_when_low():
 
 
 def test_platform_threshold_never_below_the_floor():
-    """The answered covers reach the accuracy together long before the least sure answers are any good."""
+    """The covers given a platform verdict reach the accuracy together long before the least confident verdicts are right."""
     from types import SimpleNamespace
 
     from coverpick.model.calibration import OutOfFold, calibrate, format_calibration
@@ -160,7 +160,7 @@ def test_platform_threshold_never_below_the_floor():
     truth = rng.integers(0, 4, rows)
     sure = rng.random(rows) < 0.9
     logits = rng.normal(size=(rows, 4))
-    # Nine covers in ten get a sure, right answer; the rest a guess among four families.
+    # Nine covers in ten get a confident, right verdict. The rest get a guess among four families.
     logits[sure, truth[sure]] += 8.0
     platform = softmax(logits)
     quality = softmax(rng.normal(size=(rows, len(LABEL_CLASSES))))

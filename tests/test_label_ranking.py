@@ -1,7 +1,7 @@
 """A staff label, review or pin chooses its game's primary cover again at once.
 
-Before, the game page kept showing a cover staff had just labelled wrong_game
-until someone ran `coverpick rank`, which the deployed timer never does.
+The deployed timer chooses primary covers only after a sweep, so without this
+the game page would keep a cover staff had just labelled wrong_game.
 """
 
 import io
@@ -36,7 +36,7 @@ def ranked_game():
     return game, best, runner_up
 
 
-def test_label_on_primary_moves_it_off_the_game_page(staff_client, ranked_game):
+def test_label_on_primary_reranks_game(staff_client, ranked_game):
     game, best, runner_up = ranked_game
     response = staff_client.post("/admin/label/covers/save/", {"listing": best.pk, "labels": ["wrong_game"]})
     assert response.status_code == 302

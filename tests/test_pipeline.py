@@ -252,12 +252,12 @@ def test_new_text_tier_finds_notices(trained_sample, sample_catalogue):
         if listing_id not in labelled
     }
 
-    asked = [item.listing_id for item in build_queue(version=version) if item.tier == TIER_NEW_TEXT]
+    queued = [item.listing_id for item in build_queue(version=version) if item.tier == TIER_NEW_TEXT]
 
     assert level is not None
-    assert asked
-    for listing_id in asked:
+    assert queued
+    for listing_id in queued:
         assert clean_verdicts[listing_id] > level
-    share_asked = sum(bool(notices & set(truth[keys[i]])) for i in asked) / len(asked)
+    share_queued = sum(bool(notices & set(truth[keys[i]])) for i in queued) / len(queued)
     share_clean = sum(bool(notices & set(truth[keys[i]])) for i in clean_verdicts) / len(clean_verdicts)
-    assert share_asked > 2 * share_clean
+    assert share_queued > 2 * share_clean

@@ -328,7 +328,8 @@ def test_tiff_cover_served_as_png_copy(client, name):
         pytest.fail(f"Hostile image {path} not found; set COVERPICK_SHARED")
     data = path.read_bytes()
     cover = store_image(data)
-    assert cover.format == "TIFF" and not cover.decode_error
+    assert cover.format == "TIFF"
+    assert not cover.decode_error
 
     response = client.get(f"/covers/{cover.sha256}/")
     assert response.status_code == 200

@@ -356,7 +356,7 @@ def test_new_text_level_ignores_outdated_staff_labels(setting):
 # No trained model yet ------------------------------------------------------------------
 
 
-def test_without_model_queue_serves_unlabelled_covers_one_game_at_a_time():
+def test_no_model_queue_spreads_games():
     game_a, (edition_a,) = make_game("Game A")
     game_b, (edition_b,) = make_game("Game B")
     a1, a2, a3 = make_listing(edition_a), make_listing(edition_a), make_listing(edition_a)

@@ -19,7 +19,7 @@ from coverpick.catalogue.feeds.records import json_error_text
 from coverpick.catalogue.models import Listing
 from coverpick.labels import LABEL_CLASSES, PLATFORM_FAMILIES, SKU_LABELS, UNKNOWN, tier_for
 from coverpick.model.heads import decide
-from coverpick.model.inputs import text_novelty
+from coverpick.model.inputs import new_text, text_novelty
 from coverpick.model.train import build_training_data, fit_heads
 
 
@@ -192,7 +192,7 @@ def out_of_fold_records(
                 "platform_guess": PLATFORM_FAMILIES[int(platform_probs[i].argmax())],
                 "platform_confidence": float(platform_probs[i].max()),
                 "pixels": (pixels[listing_id] or 0) * (heights[listing_id] or 0),
-                "text_novelty": float(novelty[i, 0]) if novelty[i, 2] else None,
+                "text_novelty": new_text(novelty, i),
             }
         )
     return records

@@ -421,15 +421,20 @@ def text_novelty(features: np.ndarray, game_ids: list) -> np.ndarray:
     return result
 
 
-# The labelling queue (coverpick.web.queue) asks about a clean verdict whose
+# The labelling queue (coverpick.web.queue) serves a clean verdict whose
 # new text (the first column of text_novelty) is above this percentile of the
 # covers staff labelled clean. On the sample catalogue (879 covers) the truly
 # clean covers' 90th percentile was 3.4, and the median of the covers with a
 # notice 3.8.
 NEW_TEXT_PERCENTILE = 90
-# With fewer values than this, the percentile is noise and no cover is asked
-# about for its text.
+# With fewer values than this, the percentile is noise and no cover is queued
+# for its text.
 NEW_TEXT_MIN_VERDICTS = 20
+
+
+def new_text(novelty: np.ndarray, row: int) -> float | None:
+    """Return the new text of ``row`` in ``text_novelty`` output, or None when no sibling carries text to compare with."""
+    return float(novelty[row, 0]) if novelty[row, 2] else None
 
 
 def new_text_level(values: list[float], percentile: float = NEW_TEXT_PERCENTILE) -> float | None:

@@ -26,7 +26,7 @@ from coverpick.labels import ERROR_VERDICT
 from coverpick.model.dataset import listing_context, usable_listings
 from coverpick.model.featurize import featurize, load_image_features, load_phase1, load_stats
 from coverpick.model.heads import decide
-from coverpick.model.inputs import text_novelty
+from coverpick.model.inputs import new_text, text_novelty
 from coverpick.model.versions import load_active_heads, phase1_version
 
 logger = logging.getLogger(__name__)
@@ -153,6 +153,7 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
         predictions = decide(quality_probs, platform_probs, clean_floor, platform_floor)
         novelty = text_novelty(features, context.game_ids)
         for i, prediction in zip(picked, predictions):
+            measured = new_text(novelty, i)
             rows.append(
                 Verdict(
                     listing_id=context.listing_ids[i],
@@ -161,7 +162,7 @@ def _predict_chunk(game_ids, wanted, version, phase1, heads, clean_floor, platfo
                     quality=prediction.quality,
                     quality_confidence=prediction.quality_confidence,
                     quality_probs=prediction.quality_probs,
-                    text_novelty=round(float(novelty[i, 0]), 4) if novelty[i, 2] else None,
+                    text_novelty=None if measured is None else round(measured, 4),
                     platform=prediction.platform,
                     platform_confidence=prediction.platform_confidence,
                     platform_probs=prediction.platform_probs,

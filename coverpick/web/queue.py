@@ -235,18 +235,18 @@ def unlabelled_covers(skipped: Collection[int] = ()) -> list[QueueItem]:
     """
     labelled = Verdict.objects.filter(listing=OuterRef("pk"), source=Verdict.SOURCE_MANUAL_TRAIN)
     usable = Listing.objects.filter(cover__isnull=False, cover__decode_error__isnull=True)
-    labels_per_game = Counter(usable.filter(Exists(labelled)).values_list("edition__game_id", flat=True).iterator(chunk_size=2000))
+    # Per game, the labelled covers plus the unlabelled ones served so far.
+    counted: Counter[int] = Counter(usable.filter(Exists(labelled)).values_list("edition__game_id", flat=True).iterator(chunk_size=2000))
     rows = (
         usable.exclude(Exists(labelled))
         .exclude(pk__in=list(skipped))
         .order_by("edition__game_id", "pk")
         .values_list("pk", "edition__game_id")
     )
-    seen: Counter[int] = Counter(labels_per_game)
     ordered = []
     for listing_id, game_id in rows.iterator(chunk_size=2000):
-        ordered.append((seen[game_id], game_id, listing_id))
-        seen[game_id] += 1
+        ordered.append((counted[game_id], game_id, listing_id))
+        counted[game_id] += 1
     ordered.sort()
     return [QueueItem(listing_id, TIER_NO_MODEL, "no model", None) for _, _, listing_id in ordered]
 
